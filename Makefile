@@ -1,0 +1,19 @@
+PYTHON ?= python3
+PORT ?= 9000
+
+.PHONY: install serve test test-python test-js clean
+
+install:
+	$(PYTHON) -m pip install -q -e '.[test]'
+	cd tests/js && npm ci --no-audit --no-fund --silent
+
+serve:
+	$(PYTHON) -m realtimemagic.cli --port $(PORT)
+
+test: test-python
+
+test-python:
+	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache

@@ -1,0 +1,86 @@
+"""``rtm-serve [module:attribute] [--setting value ...]``.
+
+The attribute may be a WSGI application built on our endpoints (a ``Router`` or
+``SockJSEndpoint``), a ``SockJSHandler`` (instance or class, served at ``--prefix``), or a
+callable returning one of these.  With none, the echo application is served.
+"""
+import argparse
+import importlib
+import logging
+import os
+import sys
+from typing import List, Optional
+
+
+def _patch() -> None:
+    # First, before anything imports socket, ssl or threading for real (STYLE.md).
+    from gevent import monkey
+    monkey.patch_all()
+    try:
+        from psycogreen.gevent import patch_psycopg
+        patch_psycopg()
+    except ImportError:
+        pass
+
+
+def load(spec: str):
+    """``module:attribute`` to the object (the current directory is importable, as for
+    gunicorn)."""
+    module_name, _, attribute = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    target = module
+    for part in (attribute or "app").split("."):
+        target = getattr(target, part)
+    return target
+
+
+def build_app(target, settings):
+    """Turn what ``rtm-serve`` was given into a WSGI application."""
+    from .runtime.connection import SockJSHandler
+    from .runtime.endpoint import SockJSEndpoint
+    if isinstance(target, type) and issubclass(target, SockJSHandler):
+        target = target()
+    if isinstance(target, SockJSHandler):
+        return SockJSEndpoint(target, settings)
+    return target
+
+
+def parser() -> argparse.ArgumentParser:
+    from . import config
+    result = argparse.ArgumentParser(prog="rtm-serve", description=__doc__.split("\n\n")[0])
+    result.add_argument("application", nargs="?", default=None,
+                        help="module:attribute of the application (default: echo)")
+    result.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    config.add_cli_arguments(result)
+    return result
+
+
+def main(argv: Optional[List[str]] = None, default_port: Optional[int] = None) -> None:
+    _patch()
+    from . import config
+    from .runtime.server import Server
+
+    arguments = parser().parse_args(argv)
+    logging.basicConfig(level=arguments.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    keywords = config.from_cli(arguments)
+    if default_port is not None:
+        keywords.setdefault("port", default_port)
+    try:
+        settings = config.build(keywords)
+    except config.ConfigError as error:
+        sys.exit("rtm-serve: %s" % error)
+    if arguments.application:
+        target = load(arguments.application)
+    else:
+        from .echo import EchoHandler
+        target = EchoHandler
+    app = build_app(target, settings)
+    server = Server(app, settings.host, settings.port)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The exceptions of realtimemagic, one tree with one root::
+
+    RealTimeMagicError
+    +-- ConfigError                 a setting is wrong (ours, at start-up)
+    +-- PeerError                   the client's fault; answered, the server lives on
+    |   +-- BadRequest              malformed body, frame or message
+    |   +-- MessageTooLarge         over max_message_size
+    +-- SessionError                a session cannot do what was asked
+    |   +-- IllegalTransition       the session state machine refused a move (a bug of ours)
+    |   +-- OutboxFull              a slow client's outbox is full; the session is closed
+    +-- HookError                   an application hook raised (ours, logged with traceback)
+
+Peer errors carry the answer the client gets; hook errors never reach the client's eyes
+beyond an ``internal`` error code.
+"""
+
+
+class RealTimeMagicError(Exception):
+    """Root of every realtimemagic exception."""
+
+
+class ConfigError(RealTimeMagicError):
+    """A setting has a wrong value or an unknown name."""
+
+
+class PeerError(RealTimeMagicError):
+    """Something the client sent is wrong.  ``str(error)`` is the reason it is told."""
+
+
+class BadRequest(PeerError):
+    """Malformed request body, frame or message."""
+
+
+class MessageTooLarge(PeerError):
+    """An incoming message or body is larger than ``max_message_size``."""
+
+
+class SessionError(RealTimeMagicError):
+    """A session cannot do what was asked."""
+
+
+class IllegalTransition(SessionError):
+    """The session state machine has no such move from its current state."""
+
+
+class OutboxFull(SessionError):
+    """A client reads too slowly: its bounded outbox is full."""
+
+
+class HookError(RealTimeMagicError):
+    """An application hook raised; the original exception is ``__cause__``."""

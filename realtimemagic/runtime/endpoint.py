@@ -1,0 +1,223 @@
+"""One SockJS endpoint as a WSGI application: routing, the static resources, the receivers and
+senders of every transport, and the sweeper greenlet of its sessions."""
+import logging
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+import gevent
+
+from .. import config
+from ..exceptions import BadRequest, MessageTooLarge
+from ..sockjs import info as static
+from ..sockjs.registry import SessionRegistry
+from ..sockjs.routing import RECEIVERS, Route, allowed, resolve
+from ..sockjs.session import Session
+from ..transports import HTTP_RECEIVERS, websocket
+from ..transports.base import (NO_CACHE, TEXT_PLAIN, Headers, Receiver, Request, cache_headers,
+                               client_socket, cors_headers, jsessionid_headers, options_headers,
+                               set_nodelay, stream_frames)
+from ..transports.jsonp import decode_jsonp_send
+from ..transports.xhr import decode_xhr_send
+from .connection import ConnectionInfo, SockJSConnection, SockJSHandler
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "404 Error: Page not found\n"
+_REASONS = {200: "OK", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
+            404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
+            500: "Internal Server Error"}
+# Request headers worth keeping in ConnectionInfo (sockjs-node keeps the same kind).
+_INFO_HEADERS = ("referer", "x-client-ip", "x-forwarded-for", "x-forwarded-host",
+                 "x-forwarded-port", "x-cluster-client-ip", "via", "x-real-ip",
+                 "x-forwarded-proto", "x-ssl", "dnt", "host", "user-agent", "accept-language",
+                 "origin", "authorization")
+
+
+def respond(start_response, status: int, headers: Headers, body: str = "") -> List[bytes]:
+    data = body.encode("utf-8")
+    if status not in (204, 304):
+        headers = headers + [("Content-Length", str(len(data)))]
+    start_response("%d %s" % (status, _REASONS[status]), headers)
+    return [data] if data else []
+
+
+class SockJSEndpoint:
+    """A SockJS endpoint at ``settings.prefix``, serving ``handler``.
+
+    ``clock`` gives seconds (monotonic); tests may pass their own.
+    """
+
+    def __init__(self, handler: SockJSHandler, settings: Optional[config.Settings] = None,
+                 clock: Callable[[], float] = time.monotonic, **overrides) -> None:
+        base = settings or config.build()
+        self.settings = base.replace(**overrides) if overrides else base
+        self.prefix = self.settings.prefix
+        self.handler = handler
+        self.clock = clock
+        self.sessions = SessionRegistry(
+            self.settings.heartbeat_interval, self.settings.disconnect_delay,
+            self.settings.outbox_max_frames, self.settings.outbox_max_bytes,
+            on_closed=self._session_closed)
+        self.iframe_html, self.iframe_etag = static.iframe_page(self.settings.sockjs_url)
+        self._sweeper: Optional[gevent.Greenlet] = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the sweeper (also started by the first request, for servers that have no
+        start hook, such as gunicorn's stock worker)."""
+        if self._sweeper is None or self._sweeper.dead:
+            self._sweeper = gevent.spawn(self._sweep_forever)
+
+    def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.kill()
+            self._sweeper = None
+
+    def close_all(self, code: int, reason: str) -> None:
+        for session in self.sessions:
+            session.close(code, reason)
+
+    def _sweep_forever(self) -> None:
+        while True:
+            gevent.sleep(self.settings.tick)
+            try:
+                self.sessions.sweep(self.clock())
+            except Exception:
+                log.exception("session sweep failed")
+
+    # -- the application's callbacks, isolated ---------------------------------------------
+
+    def _call(self, what: str, *args) -> None:
+        try:
+            getattr(self.handler, what)(*args)
+        except Exception:
+            log.exception("%s raised in %s", what, type(self.handler).__name__)
+
+    def _session_opened(self, session: Session, request: Request, transport: str) -> None:
+        headers = {name: value for name in _INFO_HEADERS
+                   for value in [request.header(name)] if value is not None}
+        session.connection = SockJSConnection(session, ConnectionInfo(
+            request.remote_addr, headers, request.cookies, dict(request.query),
+            request.environ.get("PATH_INFO", ""), transport))
+        self._call("on_open", session.connection)
+
+    def _session_closed(self, session: Session) -> None:
+        if session.connection is not None:
+            self._call("on_close", session.connection)
+
+    def deliver(self, session: Session, messages: Iterable[str]) -> None:
+        """Hand the client's messages to the application, in order."""
+        for message in messages:
+            if not session.is_open:
+                return
+            self._call("on_message", session.connection, message)
+
+    # -- WSGI ------------------------------------------------------------------------------
+
+    def __call__(self, environ: Dict, start_response) -> Iterable[bytes]:
+        if self._sweeper is None:
+            self.start()
+        request = Request(environ)
+        path = environ.get("PATH_INFO", "")
+        route = resolve(path[len(self.prefix):]) if path.startswith(self.prefix) else None
+        if route is None:
+            return respond(start_response, 404, [TEXT_PLAIN], NOT_FOUND)
+        if request.method not in allowed(route):
+            return respond(start_response, 405, [("Allow", ", ".join(allowed(route)))])
+        try:
+            return self._dispatch(route, request, start_response)
+        except MessageTooLarge as error:
+            return respond(start_response, 413, [TEXT_PLAIN], str(error))
+        except BadRequest as error:
+            # SockJS answers malformed requests with 500 and the reason (as sockjs-node does).
+            return respond(start_response, 500, [TEXT_PLAIN], str(error))
+
+    def _dispatch(self, route: Route, request: Request, start_response) -> Iterable[bytes]:
+        resource = route.resource
+        if request.method == "OPTIONS":
+            methods = "OPTIONS, GET" if resource == "info" else "OPTIONS, POST"
+            return respond(start_response, 204, options_headers(
+                request, methods, self.settings.cookie_needed))
+        if resource == "greeting":
+            return respond(start_response, 200, [TEXT_PLAIN], static.GREETING)
+        if resource == "info":
+            return respond(start_response, 200, [
+                ("Content-Type", "application/json; charset=UTF-8"), NO_CACHE]
+                + cors_headers(request), static.info_body(self.settings.websocket_enabled,
+                                                          self.settings.cookie_needed))
+        if resource == "iframe":
+            if request.header("If-None-Match") == self.iframe_etag:
+                return respond(start_response, 304, [])
+            return respond(start_response, 200, [
+                ("Content-Type", "text/html; charset=UTF-8"), ("ETag", self.iframe_etag)]
+                + cache_headers(), self.iframe_html)
+        if resource in ("websocket", "raw_websocket"):
+            return self._websocket(request, start_response, resource == "raw_websocket")
+        if resource == "xhr_send":
+            return self._send(request, route, start_response, decode_xhr_send, 204,
+                              [TEXT_PLAIN, NO_CACHE] + cors_headers(request), "")
+        if resource == "jsonp_send":
+            return self._send(request, route, start_response, decode_jsonp_send, 200,
+                              [TEXT_PLAIN, NO_CACHE], "ok")
+        assert resource in RECEIVERS
+        return self._receive(request, route, start_response)
+
+    def _send(self, request: Request, route: Route, start_response, decode, status: int,
+              headers: Headers, body: str) -> Iterable[bytes]:
+        headers = jsessionid_headers(request, self.settings.cookie_needed) + headers
+        messages = decode(request, request.read_body(self.settings.max_message_size))
+        session = self.sessions.get(route.session_id)
+        if session is None:
+            return respond(start_response, 404, [TEXT_PLAIN], NOT_FOUND)
+        self.deliver(session, messages)
+        return respond(start_response, status, headers, body)
+
+    def _receive(self, request: Request, route: Route, start_response) -> Iterable[bytes]:
+        transport = HTTP_RECEIVERS[route.resource]
+        state = transport.prepare(request)
+        set_nodelay(request.environ)
+        receiver = Receiver(client_socket(request.environ))
+        now = self.clock()
+        session = self.sessions.get_or_create(route.session_id, now)
+        previous = session.receiver
+        if previous is not None and previous.client_gone():
+            session.detach(previous, now, interrupted=True)
+        opening = session.connection is None
+        first = session.attach(receiver, now)
+        headers = jsessionid_headers(request, self.settings.cookie_needed)
+        if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
+            # No chunking in HTTP/1.0: the end of the connection is the end of the body.
+            headers.append(("Connection", "close"))
+        start_response("200 OK", headers + transport.headers(request))
+        if opening and session.is_open:
+            self._session_opened(session, request, transport.name)
+        return stream_frames(transport, state, session, receiver, first,
+                             self.settings.response_limit, self.clock)
+
+    def _websocket(self, request: Request, start_response, raw: bool) -> Iterable[bytes]:
+        if not self.settings.websocket_enabled:
+            return respond(start_response, 404, [TEXT_PLAIN] + cache_headers(), NOT_FOUND)
+        error = websocket.handshake_error(request)
+        if error is not None:
+            return respond(start_response, 400, [TEXT_PLAIN], error)
+        sock = client_socket(request.environ)
+        if sock is None:
+            return respond(start_response, 500, [TEXT_PLAIN],
+                           "This WSGI server does not give the application its socket.")
+        set_nodelay(request.environ)
+        write = start_response("101 Switching Protocols", websocket.accept_headers(request))
+        write(b"")
+        now = self.clock()
+        session = self.sessions.create(None, now)
+        receiver = Receiver()
+        first = session.attach(receiver, now)
+        self._session_opened(session, request, "websocket-raw" if raw else "websocket")
+        framing = websocket.RawFraming() if raw else websocket.SockJSFraming()
+        ws = websocket.WebSocket(sock, self.settings.max_message_size)
+        try:
+            websocket.serve(ws, framing, session, first, self.clock, self.deliver)
+        finally:
+            session.detach(receiver, self.clock(), interrupted=True)
+            self.sessions.end(session)
+        return []

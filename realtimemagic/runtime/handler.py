@@ -1,0 +1,27 @@
+"""gevent's pywsgi handler, with the socket exposed to the application (for the WebSocket
+upgrade and for noticing clients that go away) and TCP_NODELAY on every connection."""
+import socket
+
+from gevent import pywsgi
+
+
+class Handler(pywsgi.WSGIHandler):
+
+    def __init__(self, sock, address, server, rfile=None):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass  # not TCP (a Unix socket)
+        super().__init__(sock, address, server, rfile)
+
+    def get_environ(self):
+        environ = super().get_environ()
+        environ["realtimemagic.socket"] = self.socket
+        return environ
+
+    def log_request(self):
+        # Long-polling and streaming requests would flood the access log; log at debug level
+        # through the server's logger instead.
+        log = getattr(self.server, "access_log", None)
+        if log is not None:
+            log.debug(self.format_request())

@@ -1,0 +1,42 @@
+"""Several SockJS endpoints (and an optional fallback WSGI app) behind one WSGI callable."""
+from typing import Callable, Dict, Iterable, Optional, Sequence
+
+from .endpoint import NOT_FOUND, SockJSEndpoint, respond
+from ..transports.base import TEXT_PLAIN
+
+
+class Router:
+    """Dispatch by path prefix, longest prefix first; ``fallback`` gets everything else."""
+
+    def __init__(self, endpoints: Sequence[SockJSEndpoint],
+                 fallback: Optional[Callable] = None) -> None:
+        self.endpoints = sorted(endpoints, key=lambda endpoint: len(endpoint.prefix),
+                                reverse=True)
+        self.fallback = fallback
+
+    def endpoint_for(self, path: str) -> Optional[SockJSEndpoint]:
+        for endpoint in self.endpoints:
+            prefix = endpoint.prefix
+            if path == prefix or path.startswith(prefix + "/"):
+                return endpoint
+        return None
+
+    def start(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.start()
+
+    def stop(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.stop()
+
+    def close_all(self, code: int, reason: str) -> None:
+        for endpoint in self.endpoints:
+            endpoint.close_all(code, reason)
+
+    def __call__(self, environ: Dict, start_response) -> Iterable[bytes]:
+        endpoint = self.endpoint_for(environ.get("PATH_INFO", ""))
+        if endpoint is not None:
+            return endpoint(environ, start_response)
+        if self.fallback is not None:
+            return self.fallback(environ, start_response)
+        return respond(start_response, 404, [TEXT_PLAIN], NOT_FOUND)

@@ -1,0 +1,71 @@
+"""The server lifecycle on gevent's pywsgi: ``start``, ``serve_forever``, ``stop(timeout)``."""
+import logging
+import signal
+from typing import Callable, Optional, Tuple
+
+import gevent
+from gevent import pywsgi
+from gevent.event import Event
+
+from .handler import Handler
+
+log = logging.getLogger("realtimemagic.server")
+
+SHUTDOWN = (1001, "Server shutting down")
+
+
+class Server:
+    """Serve a WSGI application (a :class:`Router` or :class:`SockJSEndpoint`) on one address.
+
+    ``app`` may have ``start()``, ``stop()`` and ``close_all(code, reason)``; they are called at
+    the matching moments.
+    """
+
+    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 9000) -> None:
+        self.app = app
+        self.wsgi = pywsgi.WSGIServer((host, port), app, handler_class=Handler, log=None,
+                                      error_log=logging.getLogger("realtimemagic.wsgi"))
+        self.wsgi.access_log = logging.getLogger("realtimemagic.access")
+        self._stopped = Event()
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        """The bound (host, port); the port is the real one when 0 was asked for."""
+        return self.wsgi.address[:2]
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return "http://%s:%d" % (host, port)
+
+    def start(self) -> None:
+        self.wsgi.start()
+        if hasattr(self.app, "start"):
+            self.app.start()
+        log.info("listening on %s", self.url)
+
+    def serve_forever(self, install_signals: bool = True) -> None:
+        """Serve until :meth:`stop` or SIGINT/SIGTERM (a second signal exits at once)."""
+        self.start()
+        if install_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                gevent.signal_handler(signum, self._on_signal)
+        self._stopped.wait()
+
+    def _on_signal(self) -> None:
+        if self._stopped.is_set() or getattr(self, "_stopping", False):
+            log.warning("second signal: exiting now")
+            raise SystemExit(1)
+        self._stopping = True
+        gevent.spawn(self.stop)
+
+    def stop(self, timeout: Optional[float] = 5.0) -> None:
+        """Stop accepting, send every session a close frame, give requests ``timeout`` seconds
+        to finish, then close what is left."""
+        self.wsgi.stop_accepting()
+        if hasattr(self.app, "close_all"):
+            self.app.close_all(*SHUTDOWN)
+        self.wsgi.stop(timeout=timeout)
+        if hasattr(self.app, "stop"):
+            self.app.stop()
+        self._stopped.set()
