@@ -1,7 +1,7 @@
 PYTHON ?= python3
 PORT ?= 9000
 
-.PHONY: install serve test test-python test-js clean
+.PHONY: install serve test test-python test-js docs clean
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -17,3 +17,6 @@ test-python:
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache
+
+docs:
+	$(PYTHON) -m realtimemagic.config > docs/settings.md

@@ -176,3 +176,12 @@ def settings_table() -> str:
             f.name, f.name.replace("_", "-"), env_name(f.name), default.replace("|", "\\|"),
             f.metadata["help"].replace("|", "\\|")))
     return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    # `python -m realtimemagic.config > docs/settings.md` regenerates the settings page.
+    print("# Settings\n\nEvery setting is a keyword of `RealTimeMagic(...)`, a flag of `rtm-serve` "
+          "and an `RTM_*` environment variable; a keyword or flag wins over the environment, which "
+          "wins over the default. This page "
+          "is generated from `realtimemagic/config.py` (`make docs`).\n")
+    print(settings_table(), end="")

@@ -1,6 +1,6 @@
 """What the application holds for one SockJS session, and the handler interface it implements."""
 import logging
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from ..exceptions import OutboxFull
 from ..sockjs.frames import OutgoingMessage
@@ -25,6 +25,8 @@ class SockJSConnection:
     def __init__(self, session: Session, info: ConnectionInfo) -> None:
         self.session = session
         self.info = info
+        #: (code, reason) of the WebSocket close frame the client sent, if it sent one.
+        self.client_close: Optional[Tuple[int, str]] = None
 
     @property
     def session_id(self) -> str:

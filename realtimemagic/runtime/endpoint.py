@@ -218,6 +218,7 @@ class SockJSEndpoint:
         try:
             websocket.serve(ws, framing, session, first, self.clock, self.deliver)
         finally:
+            session.connection.client_close = ws.client_close
             session.detach(receiver, self.clock(), interrupted=True)
             self.sessions.end(session)
         return []
