@@ -8,6 +8,12 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # PEP 562: lazy exports, so that `import realtimemagic.sockjs` does not pull in gevent.
+    if name == "RealTimeMagic":
+        from .magic import RealTimeMagic
+        return RealTimeMagic
+    if name == "patch_all":
+        from .cli import patch_all
+        return patch_all
     if name == "SockJSEndpoint":
         from .runtime.endpoint import SockJSEndpoint
         return SockJSEndpoint

@@ -1,8 +1,8 @@
 """``rtm-serve [module:attribute] [--setting value ...]``.
 
-The attribute may be a WSGI application built on our endpoints (a ``Router`` or
-``SockJSEndpoint``), a ``SockJSHandler`` (instance or class, served at ``--prefix``), or a
-callable returning one of these.  With none, the echo application is served.
+The attribute may be a ``RealTimeMagic`` object (the flags change its settings), a WSGI
+application built on our endpoints (a ``Router`` or ``SockJSEndpoint``), or a ``SockJSHandler``
+(instance or class, served at ``--prefix``).  With none, plain pub/sub is served.
 """
 import argparse
 import importlib
@@ -12,8 +12,9 @@ import sys
 from typing import List, Optional
 
 
-def _patch() -> None:
-    # First, before anything imports socket, ssl or threading for real (STYLE.md).
+def patch_all() -> None:
+    """Make the standard library and psycopg2 cooperative.  Call it first, before anything
+    imports socket, ssl, threading or psycopg2 (``rtm-serve`` and the gunicorn worker do)."""
     from gevent import monkey
     monkey.patch_all()
     try:
@@ -36,10 +37,15 @@ def load(spec: str):
     return target
 
 
-def build_app(target, settings):
-    """Turn what ``rtm-serve`` was given into a WSGI application."""
+def build_app(target, settings, keywords):
+    """Turn what ``rtm-serve`` was given into a WSGI application; ``keywords`` are the settings
+    given as flags, which win over the ones in the application's code."""
+    from .magic import RealTimeMagic
     from .runtime.connection import SockJSHandler
     from .runtime.endpoint import SockJSEndpoint
+    if isinstance(target, RealTimeMagic):
+        target.configure(**keywords)
+        return target
     if isinstance(target, type) and issubclass(target, SockJSHandler):
         target = target()
     if isinstance(target, SockJSHandler):
@@ -58,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None, default_port: Optional[int] = None) -> None:
-    _patch()
+    patch_all()
     from . import config
     from .runtime.server import Server
 
@@ -75,9 +81,10 @@ def main(argv: Optional[List[str]] = None, default_port: Optional[int] = None) -
     if arguments.application:
         target = load(arguments.application)
     else:
-        from .echo import EchoHandler
-        target = EchoHandler
-    app = build_app(target, settings)
+        from .magic import RealTimeMagic
+        target = RealTimeMagic(**keywords)
+    app = build_app(target, settings, keywords)
+    settings = getattr(app, "settings", settings)
     server = Server(app, settings.host, settings.port)
     server.serve_forever()
 

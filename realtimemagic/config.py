@@ -47,14 +47,28 @@ class Settings:
         128 * KiB, "A streaming response (xhr_streaming, eventsource, htmlfile) is ended after "
         "this many bytes so the browser can free it; the client reconnects.", "bytes")
     max_message_size: int = setting(
-        64 * KiB, "Largest incoming message: a WebSocket message or an HTTP send body. "
-        "Larger WebSocket messages close with 1009; larger bodies get 413.", "bytes")
+        64 * KiB, "Largest incoming protocol message (one SockJS message, one raw WebSocket "
+        "message). Larger ones get a too_large error; the connection lives on.", "bytes")
+    max_frame_size: int = setting(
+        256 * KiB, "Largest WebSocket message or HTTP send body (a SockJS frame may batch several "
+        "messages). Larger WebSocket messages close with 1009; larger bodies get 413.", "bytes")
     outbox_max_frames: int = setting(
         10000, "Messages waiting for one slow client. Past this the client is closed with "
         "4001 \"Client too slow\"; nothing is dropped silently.", "messages")
     outbox_max_bytes: int = setting(
         8 * 1024 * KiB, "Bytes waiting for one slow client, same answer as outbox_max_frames.",
         "bytes")
+    max_subscriptions: int = setting(
+        100, "Channels one connection may be subscribed to; past it: a limit error.", "channels")
+    rate_limit: float = setting(
+        50.0, "Messages per second one connection may send (a burst of twice as many passes). "
+        "Past it: rate_limited errors; a client that keeps going for another burst is closed "
+        "with 4029 \"Rate limit exceeded\".", "messages/s")
+    hook_pool_size: int = setting(
+        1000, "Greenlets running hooks at once, for all connections together.", "greenlets")
+    max_pending_messages: int = setting(
+        100, "Messages of one connection waiting for their hooks. Past it the connection is read "
+        "no further until there is room (TCP backpressure; nothing is dropped).", "messages")
     websocket_enabled: bool = setting(True, "Offer the websocket transport.")
     cookie_needed: bool = setting(
         False, "JSESSIONID cookie for load balancers that stick sessions by cookie.")
@@ -70,11 +84,12 @@ class Settings:
         if not self.prefix.startswith("/") and self.prefix != "":
             raise ConfigError("prefix must start with '/': %r" % self.prefix)
         self.prefix = self.prefix.rstrip("/")
-        for name in ("heartbeat_interval", "disconnect_delay", "sweep_interval"):
+        for name in ("heartbeat_interval", "disconnect_delay", "sweep_interval", "rate_limit"):
             if getattr(self, name) <= 0:
                 raise ConfigError("%s must be positive" % name)
-        for name in ("response_limit", "max_message_size", "outbox_max_frames",
-                     "outbox_max_bytes"):
+        for name in ("response_limit", "max_message_size", "max_frame_size",
+                     "outbox_max_frames", "outbox_max_bytes", "max_subscriptions",
+                     "hook_pool_size", "max_pending_messages"):
             if getattr(self, name) < 1:
                 raise ConfigError("%s must be at least 1" % name)
 

@@ -4,7 +4,9 @@
     +-- ConfigError                 a setting is wrong (ours, at start-up)
     +-- PeerError                   the client's fault; answered, the server lives on
     |   +-- BadRequest              malformed body, frame or message
-    |   +-- MessageTooLarge         over max_message_size
+    |   +-- MessageTooLarge         over a size limit (max_frame_size, max_message_size)
+    |   +-- ProtocolError           a pub/sub request the server refuses; carries its error code
+    |   +-- AuthenticationError     an authenticator refused a channel or a message (forbidden)
     +-- SessionError                a session cannot do what was asked
     |   +-- IllegalTransition       the session state machine refused a move (a bug of ours)
     |   +-- OutboxFull              a slow client's outbox is full; the session is closed
@@ -32,7 +34,24 @@ class BadRequest(PeerError):
 
 
 class MessageTooLarge(PeerError):
-    """An incoming message or body is larger than ``max_message_size``."""
+    """An incoming message or body is larger than its limit."""
+
+
+class ProtocolError(PeerError):
+    """A pub/sub request refused with an error ``code`` of the wire protocol (SPEC section 3):
+    ``bad_request``, ``too_large``, ``rate_limited``, ``limit``."""
+
+    def __init__(self, code: str, reason: str, channel=None, request_id=None) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.channel = channel
+        self.request_id = request_id
+
+
+class AuthenticationError(PeerError):
+    """Raised by an authenticator to refuse; its message is the ``forbidden`` reason the
+    client reads."""
 
 
 class SessionError(RealTimeMagicError):

@@ -63,13 +63,13 @@ class SockJSEndpoint:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def startup(self) -> None:
         """Start the sweeper (also started by the first request, for servers that have no
         start hook, such as gunicorn's stock worker)."""
         if self._sweeper is None or self._sweeper.dead:
             self._sweeper = gevent.spawn(self._sweep_forever)
 
-    def stop(self) -> None:
+    def shutdown(self) -> None:
         if self._sweeper is not None:
             self._sweeper.kill()
             self._sweeper = None
@@ -117,7 +117,7 @@ class SockJSEndpoint:
 
     def __call__(self, environ: Dict, start_response) -> Iterable[bytes]:
         if self._sweeper is None:
-            self.start()
+            self.startup()
         request = Request(environ)
         path = environ.get("PATH_INFO", "")
         route = resolve(path[len(self.prefix):]) if path.startswith(self.prefix) else None
@@ -166,7 +166,7 @@ class SockJSEndpoint:
     def _send(self, request: Request, route: Route, start_response, decode, status: int,
               headers: Headers, body: str) -> Iterable[bytes]:
         headers = jsessionid_headers(request, self.settings.cookie_needed) + headers
-        messages = decode(request, request.read_body(self.settings.max_message_size))
+        messages = decode(request, request.read_body(self.settings.max_frame_size))
         session = self.sessions.get(route.session_id)
         if session is None:
             return respond(start_response, 404, [TEXT_PLAIN], NOT_FOUND)
@@ -214,7 +214,7 @@ class SockJSEndpoint:
         first = session.attach(receiver, now)
         self._session_opened(session, request, "websocket-raw" if raw else "websocket")
         framing = websocket.RawFraming() if raw else websocket.SockJSFraming()
-        ws = websocket.WebSocket(sock, self.settings.max_message_size)
+        ws = websocket.WebSocket(sock, self.settings.max_frame_size)
         try:
             websocket.serve(ws, framing, session, first, self.clock, self.deliver)
         finally:

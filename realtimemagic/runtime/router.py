@@ -21,13 +21,13 @@ class Router:
                 return endpoint
         return None
 
-    def start(self) -> None:
+    def startup(self) -> None:
         for endpoint in self.endpoints:
-            endpoint.start()
+            endpoint.startup()
 
-    def stop(self) -> None:
+    def shutdown(self) -> None:
         for endpoint in self.endpoints:
-            endpoint.stop()
+            endpoint.shutdown()
 
     def close_all(self, code: int, reason: str) -> None:
         for endpoint in self.endpoints:

@@ -17,8 +17,8 @@ SHUTDOWN = (1001, "Server shutting down")
 class Server:
     """Serve a WSGI application (a :class:`Router` or :class:`SockJSEndpoint`) on one address.
 
-    ``app`` may have ``start()``, ``stop()`` and ``close_all(code, reason)``; they are called at
-    the matching moments.
+    ``app`` may have ``startup()``, ``shutdown()`` and ``close_all(code, reason)``; they are
+    called at the matching moments.
     """
 
     def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 9000) -> None:
@@ -40,8 +40,8 @@ class Server:
 
     def start(self) -> None:
         self.wsgi.start()
-        if hasattr(self.app, "start"):
-            self.app.start()
+        if hasattr(self.app, "startup"):
+            self.app.startup()
         log.info("listening on %s", self.url)
 
     def serve_forever(self, install_signals: bool = True) -> None:
@@ -66,6 +66,6 @@ class Server:
         if hasattr(self.app, "close_all"):
             self.app.close_all(*SHUTDOWN)
         self.wsgi.stop(timeout=timeout)
-        if hasattr(self.app, "stop"):
-            self.app.stop()
+        if hasattr(self.app, "shutdown"):
+            self.app.shutdown()
         self._stopped.set()

@@ -58,9 +58,9 @@ def accept_headers(request: Request):
 class WebSocket:
     """A server-side WebSocket over a taken-over socket: wsproto plus one write lock."""
 
-    def __init__(self, sock, max_message_size: int) -> None:
+    def __init__(self, sock, max_size: int) -> None:
         self.sock = sock
-        self.max_message_size = max_message_size
+        self.max_size = max_size
         self.protocol = Connection(ConnectionType.SERVER)
         self.write_lock = Semaphore()
         #: (code, reason) of the close the client sent, if it sent one.
@@ -110,9 +110,9 @@ class WebSocket:
                         self.close(CloseReason.UNSUPPORTED_DATA, "Text frames only.")
                         return
                     size += len(event.data)
-                    if size > self.max_message_size:
+                    if size > self.max_size:
                         self.close(CloseReason.MESSAGE_TOO_BIG,
-                                   "Message larger than %d bytes." % self.max_message_size)
+                                   "Message larger than %d bytes." % self.max_size)
                         return
                     parts.append(event.data)
                     if event.message_finished:

@@ -1,0 +1,59 @@
+"""Channel authenticators (SPEC section 2).
+
+``rtm.authenticators`` maps a namespace to a list of authenticators; ``'default'`` applies to
+every channel and the list of a channel's namespace (``chat`` for ``chat:room1``) as well.
+An authenticator refuses by raising :class:`AuthenticationError`; its message is the reason of
+the ``forbidden`` error the client gets.
+"""
+from typing import Any, Iterable, List, Mapping
+
+from ..exceptions import AuthenticationError
+from ..pubsub.protocol import namespace
+
+__all__ = ["AuthenticationError", "Authenticator", "check_channel", "check_message"]
+
+
+class Authenticator:
+    """Base class.  Override ``check_channel`` (subscribe) and ``check_message`` (publish), or
+    the seed's ``check(conn, channel)`` which serves both."""
+
+    error_message = "Forbidden"
+
+    def check(self, conn: Any, channel: str) -> None:
+        """Refuse by raising ``AuthenticationError(self.error_message)``."""
+
+    def check_channel(self, conn: Any, channel: str) -> None:
+        self.check(conn, channel)
+
+    def check_message(self, conn: Any, channel: str, message: Any) -> None:
+        self.check(conn, channel)
+
+
+def authenticators_for(authenticators: Mapping[str, List[Any]], channel: str) -> Iterable[Any]:
+    """The authenticators that apply to ``channel``: 'default' first, then its namespace's."""
+    found = list(authenticators.get("default", ()))
+    name = namespace(channel)
+    if name is not None and name != "default":
+        found.extend(authenticators.get(name, ()))
+    return found
+
+
+def check_channel(authenticators: Mapping[str, List[Any]], conn: Any, channel: str) -> None:
+    """Raise AuthenticationError unless every authenticator lets ``conn`` subscribe."""
+    for authenticator in authenticators_for(authenticators, channel):
+        method = getattr(authenticator, "check_channel", None)
+        if method is not None:
+            method(conn, channel)
+        else:
+            authenticator.check(conn, channel)
+
+
+def check_message(authenticators: Mapping[str, List[Any]], conn: Any, channel: str,
+                  message: Any) -> None:
+    """Raise AuthenticationError unless every authenticator lets ``conn`` publish."""
+    for authenticator in authenticators_for(authenticators, channel):
+        method = getattr(authenticator, "check_message", None)
+        if method is not None:
+            method(conn, channel, message)
+        else:
+            authenticator.check(conn, channel)

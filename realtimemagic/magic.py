@@ -1,0 +1,248 @@
+"""RealTimeMagic: a pub/sub server with plain-Python hooks (SPEC section 2).
+
+    from realtimemagic import RealTimeMagic
+    rtm = RealTimeMagic()      # 127.0.0.1:9000, SockJS at /pubsub, in-process broker
+    rtm.start()                # blocks; SIGINT/SIGTERM stop it gracefully
+
+It is the SockJS handler of its endpoint: each incoming message becomes a job in the
+connection's mailbox, run on the bounded hook pool, through the receivers' chain.
+"""
+import logging
+import time
+from collections import defaultdict
+from functools import partial
+from typing import Any, Callable, Dict, List, Optional
+
+import gevent
+from gevent.pool import Pool
+
+from . import brokers, config
+from .exceptions import ProtocolError
+from .pubsub import protocol
+from .pubsub.channels import ChannelRegistry
+from .pubsub.connection import Connection
+from .pubsub.handler import pubsub_receiver
+from .pubsub.mailbox import Mailbox
+from .pubsub.ratelimit import TokenBucket
+from .runtime.connection import SockJSConnection, SockJSHandler
+from .runtime.endpoint import SockJSEndpoint
+from .runtime.router import Router
+from .runtime.threads import LoopThread
+
+log = logging.getLogger("realtimemagic")
+
+RATE_LIMIT_CLOSE = (4029, "Rate limit exceeded")
+MONITOR_BACKOFF = (0.5, 30.0)  # seconds: first and longest wait before restarting a monitor
+
+
+class RealTimeMagic(SockJSHandler):
+    """The server and its hooks.  Keywords are the settings of :mod:`realtimemagic.config`."""
+
+    def __init__(self, **keywords: Any) -> None:
+        self.settings = config.build(keywords)
+        #: fn(conn, conn_info) after a session opens.
+        self.openings: List[Callable] = []
+        #: fn(conn, message) for each incoming message; returning False stops the chain.
+        self.receivers: List[Callable] = [pubsub_receiver]
+        #: fn(conn, channel, message) before a client's publish: False drops, a (channel,
+        #: message) tuple replaces, None/True passes.
+        self.push_traps: List[Callable] = []
+        #: namespace -> authenticators; 'default' applies to every channel.
+        self.authenticators: Dict[str, List[Any]] = defaultdict(list)
+        #: fn(conn) once when a session ends.
+        self.closers: List[Callable] = []
+        #: fn(rtm), each run as a supervised greenlet.
+        self.monitors: List[Callable] = []
+        self.channels = ChannelRegistry(on_first=self._first_subscriber,
+                                        on_last=self._last_subscriber)
+        self.broker = brokers.from_url(self.settings.broker, deliver=self.channels.publish)
+        self.loop_thread = LoopThread()
+        self.connections: Dict[SockJSConnection, Connection] = {}
+        self._pool: Optional[Pool] = None
+        self._app: Optional[Router] = None
+        self._monitor_greenlets: List[gevent.Greenlet] = []
+        self._started = False
+
+    def configure(self, **keywords: Any) -> None:
+        """Change settings before the server starts (``rtm-serve`` flags use this)."""
+        if self._app is not None:
+            raise RuntimeError("configure() must come before the server starts")
+        self.settings = self.settings.replace(**keywords)
+        self.broker = brokers.from_url(self.settings.broker, deliver=self.channels.publish)
+
+    # -- serving -------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> Pool:
+        if self._pool is None:
+            self._pool = Pool(self.settings.hook_pool_size)
+        return self._pool
+
+    @property
+    def app(self) -> Router:
+        """The WSGI application: the SockJS endpoint at ``settings.prefix``."""
+        if self._app is None:
+            self._app = Router([SockJSEndpoint(self, self.settings)])
+        return self._app
+
+    def __call__(self, environ, start_response):
+        # WSGI, for servers that call the application directly (gunicorn's stock worker).
+        if not self._started:
+            self.startup()
+        return self.app(environ, start_response)
+
+    def startup(self) -> None:
+        """Start the background work: the sweeper, the broker, the monitors."""
+        if self._started:
+            return
+        self._started = True
+        self.loop_thread.bind()
+        self.app.startup()
+        self.broker.start()
+        self._monitor_greenlets = [gevent.spawn(self._supervise, monitor)
+                                   for monitor in self.monitors]
+
+    def shutdown(self) -> None:
+        for greenlet in self._monitor_greenlets:
+            greenlet.kill(block=False)
+        self.broker.stop()
+        if self._app is not None:
+            self._app.shutdown()
+        self._started = False
+
+    def close_all(self, code: int, reason: str) -> None:
+        self.app.close_all(code, reason)
+
+    def start(self) -> None:
+        """Serve until SIGINT or SIGTERM (the seed's ``rtm.start()``)."""
+        from .runtime.server import Server
+        Server(self, self.settings.host, self.settings.port).serve_forever()
+
+    def _supervise(self, monitor: Callable) -> None:
+        """Run a monitor forever: one that raises or returns is logged and restarted, with
+        backoff."""
+        delay = MONITOR_BACKOFF[0]
+        while True:
+            started = time.monotonic()
+            try:
+                monitor(self)
+                log.warning("monitor %s returned; restarting", getattr(monitor, "__name__", monitor))
+            except Exception:
+                log.exception("monitor %s raised; restarting",
+                              getattr(monitor, "__name__", monitor))
+            if time.monotonic() - started > MONITOR_BACKOFF[1]:
+                delay = MONITOR_BACKOFF[0]
+            gevent.sleep(delay)
+            delay = min(delay * 2, MONITOR_BACKOFF[1])
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def publish(self, channel: str, message: Any) -> None:
+        """Publish ``message`` to every subscriber of ``channel``, through the broker.  Never
+        blocks on slow clients; callable from any greenlet or thread."""
+        problem = protocol.channel_error(channel)
+        if problem:
+            raise ValueError(problem)
+        self.loop_thread.call(self.broker.publish, channel, message)
+
+    def publish_from(self, conn: Connection, channel: str, message: Any) -> None:
+        """A client's publish, after its authenticators: through the push traps, then out."""
+        for trap in self.push_traps:
+            result = trap(conn, channel, message)
+            if result is False:
+                return
+            if isinstance(result, tuple):
+                channel, message = result
+                problem = protocol.channel_error(channel)
+                if problem:
+                    raise ValueError("push trap %r replaced the channel: %s" % (trap, problem))
+        self.publish(channel, message)
+
+    def _first_subscriber(self, channel: str) -> None:
+        self.broker.subscribe(channel)
+
+    def _last_subscriber(self, channel: str) -> None:
+        self.broker.unsubscribe(channel)
+
+    # -- the SockJS handler ----------------------------------------------------------------
+
+    def on_open(self, sockjs: SockJSConnection) -> None:
+        conn = Connection(self, sockjs, Mailbox(self.pool, self.settings.max_pending_messages),
+                          TokenBucket(self.settings.rate_limit, 2 * self.settings.rate_limit,
+                                      time.monotonic()))
+        self.connections[sockjs] = conn
+        conn.mailbox.put(partial(self._run_hooks, conn, self.openings, conn, conn.info),
+                         wait=False)
+
+    def on_message(self, sockjs: SockJSConnection, text: str) -> None:
+        conn = self.connections.get(sockjs)
+        if conn is None:
+            return
+        if not conn.bucket.take(time.monotonic()):
+            if conn.bucket.refused_in_a_row > conn.bucket.burst:
+                conn.close(*RATE_LIMIT_CLOSE)
+            else:
+                conn.answer(protocol.error(protocol.RATE_LIMITED, "more than %g messages a second"
+                                           % self.settings.rate_limit))
+            return
+        if _too_large(text, self.settings.max_message_size):
+            conn.answer(protocol.error(protocol.TOO_LARGE, "message larger than %d bytes"
+                                       % self.settings.max_message_size))
+            return
+        conn.mailbox.put(partial(self._handle, conn, text))
+
+    def on_close(self, sockjs: SockJSConnection) -> None:
+        conn = self.connections.pop(sockjs, None)
+        if conn is None:
+            return
+        conn.unsubscribe_all()  # at once: nothing more is delivered to a closed session
+        conn.mailbox.put(partial(self._run_hooks, conn, self.closers, conn), wait=False)
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def _run_hooks(self, conn: Connection, hooks: List[Callable], *args: Any) -> None:
+        for hook in list(hooks):
+            try:
+                hook(*args)
+            except ProtocolError as error:
+                conn.answer(protocol.error_from(error))
+            except Exception:
+                log.exception("hook %r raised", hook)
+                conn.answer(protocol.error(protocol.INTERNAL, "the server failed to handle "
+                                           "this; it has been logged"))
+
+    def _handle(self, conn: Connection, text: str) -> None:
+        """One message, through the receivers' chain, in the connection's turn."""
+        message, is_json = protocol.parse_message(text)
+        request_id = protocol.request_id_of(message)
+        for receiver in list(self.receivers):
+            try:
+                if receiver(conn, message) is False:
+                    return
+            except ProtocolError as error:
+                conn.answer(protocol.error(error.code, error.reason, error.channel, request_id))
+                return
+            except Exception:
+                log.exception("receiver %r raised on a message of %s", receiver, conn.session_id)
+                conn.answer(protocol.error(protocol.INTERNAL, "the server failed to handle this "
+                                           "message; it has been logged", request_id=request_id))
+                return
+        if all(receiver is pubsub_receiver for receiver in self.receivers):
+            conn.answer(protocol.error(protocol.BAD_REQUEST, _why_not_handled(message, is_json),
+                                       request_id=request_id))
+
+
+def _too_large(text: str, limit: int) -> bool:
+    # Characters are 1 to 4 bytes in UTF-8: encode only when the count cannot decide.
+    if len(text) * 4 <= limit:
+        return False
+    return len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def _why_not_handled(message: Any, is_json: bool) -> str:
+    if not is_json:
+        return "message is not JSON"
+    if isinstance(message, dict) and "action" in message:
+        return "unknown action %r" % (message["action"],)
+    return "not a pub/sub request: expected an object with an action (%s)" % ", ".join(
+        protocol.ACTIONS)

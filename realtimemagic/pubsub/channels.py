@@ -1,0 +1,74 @@
+"""Who is subscribed to what, and the fan-out of a publish: encoded once, the same object queued
+to every subscriber.  No I/O and no gevent: subscribers are anything with ``deliver(message)``."""
+from typing import Any, Callable, Dict, Iterable, Optional
+
+from ..sockjs.frames import OutgoingMessage
+from . import protocol
+
+
+class ChannelRegistry:
+    """Channels by name, each an insertion-ordered set of subscribers.
+
+    ``on_first(channel)`` and ``on_last(channel)`` are called when a channel gets its first local
+    subscriber and loses its last one (a broker subscribes only to channels with local
+    subscribers).
+    """
+
+    def __init__(self, on_first: Optional[Callable[[str], None]] = None,
+                 on_last: Optional[Callable[[str], None]] = None) -> None:
+        self._channels: Dict[str, Dict[Any, None]] = {}
+        self.on_first = on_first
+        self.on_last = on_last
+
+    def subscribe(self, channel: str, subscriber: Any) -> bool:
+        """True if ``subscriber`` was not subscribed yet."""
+        subscribers = self._channels.get(channel)
+        if subscribers is None:
+            subscribers = self._channels[channel] = {}
+            if self.on_first is not None:
+                self.on_first(channel)
+        if subscriber in subscribers:
+            return False
+        subscribers[subscriber] = None
+        return True
+
+    def unsubscribe(self, channel: str, subscriber: Any) -> bool:
+        """True if ``subscriber`` was subscribed."""
+        subscribers = self._channels.get(channel)
+        if subscribers is None or subscriber not in subscribers:
+            return False
+        del subscribers[subscriber]
+        if not subscribers:
+            del self._channels[channel]
+            if self.on_last is not None:
+                self.on_last(channel)
+        return True
+
+    def unsubscribe_all(self, subscriber: Any, channels: Iterable[str]) -> None:
+        for channel in list(channels):
+            self.unsubscribe(channel, subscriber)
+
+    def subscribers(self, channel: str) -> Iterable[Any]:
+        return tuple(self._channels.get(channel, ()))
+
+    def publish(self, channel: str, message: Any) -> int:
+        """Deliver ``message`` to the channel's subscribers; the number reached."""
+        subscribers = self._channels.get(channel)
+        if not subscribers:
+            return 0
+        outgoing = OutgoingMessage(protocol.delivery(channel, message))
+        # A snapshot: a delivery may close a slow subscriber, which unsubscribes it.
+        recipients = tuple(subscribers)
+        for subscriber in recipients:
+            subscriber.deliver(outgoing)
+        return len(recipients)
+
+    def __contains__(self, channel: str) -> bool:
+        return channel in self._channels
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+    @property
+    def channel_names(self) -> Iterable[str]:
+        return tuple(self._channels)

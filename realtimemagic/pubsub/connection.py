@@ -1,0 +1,109 @@
+"""``conn``: what every hook gets for one client (SPEC section 2)."""
+import logging
+from typing import Any, Dict, Iterable, Optional, Union
+
+from ..exceptions import ProtocolError
+from ..runtime.connection import ConnectionInfo, SockJSConnection
+from ..sockjs.frames import OutgoingMessage
+from . import protocol
+from .mailbox import Mailbox
+from .ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+
+def channel_name(channel: Union[str, Dict[str, str]]) -> str:
+    """A channel given as a name or, as in the seed, as ``{'channel': name}``."""
+    if isinstance(channel, dict):
+        channel = channel.get("channel")
+    problem = protocol.channel_error(channel)
+    if problem:
+        raise ProtocolError(protocol.BAD_REQUEST, problem)
+    return channel
+
+
+class Connection:
+    """One client session as the application sees it.
+
+    ``state`` is a dict for the application; ``master`` is the RealTimeMagic object.
+    """
+
+    def __init__(self, master: Any, sockjs: SockJSConnection, mailbox: Mailbox,
+                 bucket: TokenBucket) -> None:
+        self.master = master
+        self.sockjs = sockjs
+        self.mailbox = mailbox
+        self.bucket = bucket
+        self.state: Dict[str, Any] = {}
+        self._channels: Dict[str, None] = {}
+
+    # -- what it is ------------------------------------------------------------------------
+
+    @property
+    def info(self) -> ConnectionInfo:
+        """ip, headers, cookies, query arguments, path and transport of the opening request."""
+        return self.sockjs.info
+
+    @property
+    def session_id(self) -> str:
+        return self.sockjs.session_id
+
+    @property
+    def channels(self) -> Iterable[str]:
+        """The channels this client is subscribed to, in the order it subscribed."""
+        return tuple(self._channels)
+
+    @property
+    def is_open(self) -> bool:
+        return self.sockjs.is_open
+
+    # -- what the application does -----------------------------------------------------------
+
+    def subscribe(self, channel: Union[str, Dict[str, str]]) -> bool:
+        """Subscribe this client (also ``subscribe({'channel': c})``, as in the seed).  The
+        application's own call: authenticators are not consulted.  True if newly subscribed;
+        raises ProtocolError for a bad name or past ``max_subscriptions``."""
+        name = channel_name(channel)
+        if name in self._channels:
+            return False
+        if len(self._channels) >= self.master.settings.max_subscriptions:
+            raise ProtocolError(protocol.LIMIT, "at most %d subscriptions per connection"
+                                % self.master.settings.max_subscriptions, name)
+        if not self.is_open:
+            return False
+        self._channels[name] = None
+        self.master.channels.subscribe(name, self)
+        return True
+
+    def unsubscribe(self, channel: Union[str, Dict[str, str]]) -> bool:
+        """True if it was subscribed."""
+        name = channel_name(channel)
+        if name not in self._channels:
+            return False
+        del self._channels[name]
+        self.master.channels.unsubscribe(name, self)
+        return True
+
+    def unsubscribe_all(self) -> None:
+        self.master.channels.unsubscribe_all(self, self._channels)
+        self._channels.clear()
+
+    def send(self, message: Any) -> None:
+        """Send ``message`` (any JSON value) to this client only, as its JSON text.  Never
+        blocks; callable from any greenlet or thread."""
+        self.master.loop_thread.call(self.sockjs.send, protocol.encode(message))
+
+    def close(self, code: int = 3000, reason: str = "Go away!") -> None:
+        self.master.loop_thread.call(self.sockjs.close, code, reason)
+
+    # -- what the server does ----------------------------------------------------------------
+
+    def deliver(self, message: OutgoingMessage) -> None:
+        """A published message, encoded once for all its recipients."""
+        self.sockjs.send(message)
+
+    def answer(self, answer: Dict[str, Any]) -> None:
+        self.sockjs.send(protocol.encode(answer))
+
+    def __repr__(self) -> str:
+        return "<Connection %s %s>" % (self.session_id, self.info.transport)

@@ -1,0 +1,43 @@
+"""The pub/sub handler: the receiver that RealTimeMagic registers first by default.
+
+It takes the messages that are pub/sub requests (JSON objects whose ``action`` it knows) and
+passes every other message on down the receivers' chain.
+"""
+from typing import Any
+
+from .. import auth
+from ..exceptions import AuthenticationError, ProtocolError
+from . import protocol
+
+
+def pubsub_receiver(conn: Any, message: Any) -> Any:
+    """Handle a subscribe, unsubscribe or publish request; False (stop the chain) when it did,
+    None (go on) for anything else."""
+    if not protocol.is_pubsub_request(message):
+        return None
+    master = conn.master
+    request_id = protocol.request_id_of(message)
+    channel = None
+    try:
+        request = protocol.parse_request(message)
+        channel = request.channel
+        if request.action == "subscribe":
+            auth.check_channel(master.authenticators, conn, channel)
+            conn.subscribe(channel)
+        elif request.action == "unsubscribe":
+            conn.unsubscribe(channel)
+        else:
+            auth.check_message(master.authenticators, conn, channel, request.message)
+            master.publish_from(conn, channel, request.message)
+    except ProtocolError as error:
+        conn.answer(protocol.error(error.code, error.reason, error.channel or channel,
+                                   error.request_id if error.request_id is not None
+                                   else request_id))
+        return False
+    except AuthenticationError as error:
+        conn.answer(protocol.error(protocol.FORBIDDEN, str(error) or "forbidden", channel,
+                                   request_id))
+        return False
+    if request_id is not None:
+        conn.answer(protocol.reply(request.action, channel, request_id))
+    return False

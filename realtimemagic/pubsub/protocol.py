@@ -1,0 +1,116 @@
+"""The pub/sub wire protocol (SPEC section 3) without I/O: reading requests, writing deliveries,
+replies and errors.
+
+Every server-to-client message is the JSON text of one object; a delivery is encoded once per
+publish, whatever the number of recipients.
+"""
+import json
+import re
+from typing import Any, NamedTuple, Optional, Tuple, Union
+
+from ..exceptions import ProtocolError
+
+ACTIONS = ("subscribe", "unsubscribe", "publish")
+REPLIES = {"subscribe": "subscribed", "unsubscribe": "unsubscribed", "publish": "published"}
+
+# 1 to 200 characters, no control characters and no whitespace (SPEC section 3).
+_CHANNEL = re.compile(r"^[^\s\x00-\x1f\x7f]{1,200}$")
+
+BAD_REQUEST = "bad_request"
+FORBIDDEN = "forbidden"
+TOO_LARGE = "too_large"
+RATE_LIMITED = "rate_limited"
+LIMIT = "limit"
+INTERNAL = "internal"
+
+
+class Request(NamedTuple):
+    action: str
+    channel: str
+    message: Any = None
+    request_id: Union[str, int, None] = None
+
+
+def channel_error(channel: Any) -> Optional[str]:
+    """Why ``channel`` is not a valid channel name, or None."""
+    if not isinstance(channel, str):
+        return "channel must be a string"
+    if not _CHANNEL.match(channel):
+        return "channel must be 1 to 200 characters without whitespace or control characters"
+    return None
+
+
+def namespace(channel: str) -> Optional[str]:
+    """``chat`` for ``chat:room1``; None for a channel without a namespace."""
+    name, separator, _ = channel.partition(":")
+    return name if separator else None
+
+
+def request_id_of(message: Any) -> Union[str, int, None]:
+    """The ``id`` of a request, when it has a valid one (a string or an integer)."""
+    if isinstance(message, dict):
+        value = message.get("id")
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def is_pubsub_request(message: Any) -> bool:
+    """A JSON object whose ``action`` the pub/sub handler knows."""
+    return isinstance(message, dict) and message.get("action") in ACTIONS
+
+
+def parse_request(message: dict) -> Request:
+    """Check a pub/sub request; raises :class:`ProtocolError` (``bad_request``) naming the
+    field that is missing or wrong."""
+    request_id = request_id_of(message)
+    if "id" in message and request_id is None:
+        raise ProtocolError(BAD_REQUEST, "id must be a string or an integer")
+    payload = message.get("payload")
+    if not isinstance(payload, dict):
+        raise ProtocolError(BAD_REQUEST, "payload must be an object", request_id=request_id)
+    channel = payload.get("channel")
+    problem = channel_error(channel)
+    if problem:
+        raise ProtocolError(BAD_REQUEST, problem, request_id=request_id)
+    action = message["action"]
+    if action == "publish" and "message" not in payload:
+        raise ProtocolError(BAD_REQUEST, "publish needs payload.message", channel, request_id)
+    return Request(action, channel, payload.get("message"), request_id)
+
+
+def encode(value: Any) -> str:
+    """JSON text, compact, UTF-8 characters kept as they are."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def delivery(channel: str, message: Any) -> str:
+    return encode({"action": "message", "payload": {"channel": channel, "message": message}})
+
+
+def reply(action: str, channel: str, request_id: Union[str, int]) -> dict:
+    return {"action": REPLIES[action], "payload": {"channel": channel}, "id": request_id}
+
+
+def error(code: str, reason: str, channel: Optional[str] = None,
+          request_id: Union[str, int, None] = None) -> dict:
+    payload = {"code": code, "reason": reason}
+    if channel is not None:
+        payload["channel"] = channel
+    answer = {"action": "error", "payload": payload}
+    if request_id is not None:
+        answer["id"] = request_id
+    return answer
+
+
+def error_from(exception: ProtocolError) -> dict:
+    return error(exception.code, exception.reason, exception.channel, exception.request_id)
+
+
+def parse_message(text: str) -> Tuple[Any, bool]:
+    """The client's message parsed from JSON when it is JSON, else its text as sent; and
+    whether it was JSON."""
+    try:
+        return json.loads(text), True
+    except ValueError:
+        return text, False
