@@ -41,7 +41,7 @@ def recorder():
 
 @pytest.fixture
 def server(recorder):
-    settings = config.build({"prefix": "/ws", "max_message_size": LIMIT})
+    settings = config.build({"prefix": "/ws", "max_frame_size": LIMIT})
     with serving(SockJSEndpoint(recorder, settings)) as running:
         yield running
 
