@@ -67,8 +67,9 @@ class Settings:
     hook_pool_size: int = setting(
         1000, "Greenlets running hooks at once, for all connections together.", "greenlets")
     max_pending_messages: int = setting(
-        100, "Messages of one connection waiting for their hooks. Past it the connection is read "
-        "no further until there is room (TCP backpressure; nothing is dropped).", "messages")
+        100, "Messages of one connection in hand at once (their hooks running or waiting). Past "
+        "it the connection is read no further until one is done (TCP backpressure; nothing is "
+        "dropped).", "messages")
     websocket_enabled: bool = setting(True, "Offer the websocket transport.")
     cookie_needed: bool = setting(
         False, "JSESSIONID cookie for load balancers that stick sessions by cookie.")

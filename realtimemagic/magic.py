@@ -4,16 +4,18 @@
     rtm = RealTimeMagic()      # 127.0.0.1:9000, SockJS at /pubsub, in-process broker
     rtm.start()                # blocks; SIGINT/SIGTERM stop it gracefully
 
-It is the SockJS handler of its endpoint: each incoming message becomes a job in the
-connection's mailbox, run on the bounded hook pool, through the receivers' chain.
+It is the SockJS handler of its endpoint: each incoming message is handled in its own greenlet
+of the bounded hook pool, through the receivers' chain (see :mod:`realtimemagic.pubsub.lane`
+for the order guarantees).
 """
 import logging
 import time
 from collections import defaultdict
 from functools import partial
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import gevent
+from gevent.event import Event
 from gevent.pool import Pool
 
 from . import brokers, config
@@ -22,7 +24,7 @@ from .pubsub import protocol
 from .pubsub.channels import ChannelRegistry
 from .pubsub.connection import Connection
 from .pubsub.handler import pubsub_receiver
-from .pubsub.mailbox import Mailbox
+from .pubsub.lane import Lane
 from .pubsub.ratelimit import TokenBucket
 from .runtime.connection import SockJSConnection, SockJSHandler
 from .runtime.endpoint import SockJSEndpoint
@@ -167,12 +169,11 @@ class RealTimeMagic(SockJSHandler):
     # -- the SockJS handler ----------------------------------------------------------------
 
     def on_open(self, sockjs: SockJSConnection) -> None:
-        conn = Connection(self, sockjs, Mailbox(self.pool, self.settings.max_pending_messages),
+        conn = Connection(self, sockjs, Lane(self.pool, self.settings.max_pending_messages),
                           TokenBucket(self.settings.rate_limit, 2 * self.settings.rate_limit,
                                       time.monotonic()))
         self.connections[sockjs] = conn
-        conn.mailbox.put(partial(self._run_hooks, conn, self.openings, conn, conn.info),
-                         wait=False)
+        conn.lane.submit(partial(self._open, conn), wait=False)
 
     def on_message(self, sockjs: SockJSConnection, text: str) -> None:
         conn = self.connections.get(sockjs)
@@ -189,47 +190,74 @@ class RealTimeMagic(SockJSHandler):
             conn.answer(protocol.error(protocol.TOO_LARGE, "message larger than %d bytes"
                                        % self.settings.max_message_size))
             return
-        conn.mailbox.put(partial(self._handle, conn, text))
+        conn.lane.submit(partial(self._handle, conn, text))
 
     def on_close(self, sockjs: SockJSConnection) -> None:
         conn = self.connections.pop(sockjs, None)
         if conn is None:
             return
         conn.unsubscribe_all()  # at once: nothing more is delivered to a closed session
-        conn.mailbox.put(partial(self._run_hooks, conn, self.closers, conn), wait=False)
+        conn.lane.submit(partial(self._close, conn), wait=False)
 
-    # -- hooks -----------------------------------------------------------------------------
+    # -- hooks, each call isolated -----------------------------------------------------------
 
-    def _run_hooks(self, conn: Connection, hooks: List[Callable], *args: Any) -> None:
-        for hook in list(hooks):
-            try:
-                hook(*args)
-            except ProtocolError as error:
-                conn.answer(protocol.error_from(error))
-            except Exception:
-                log.exception("hook %r raised", hook)
-                conn.answer(protocol.error(protocol.INTERNAL, "the server failed to handle "
-                                           "this; it has been logged"))
+    def _open(self, conn: Connection, previous: Event, mine: Event) -> None:
+        previous.wait()
+        for opening in list(self.openings):
+            self._call_hook(conn, None, opening, conn, conn.info)
 
-    def _handle(self, conn: Connection, text: str) -> None:
-        """One message, through the receivers' chain, in the connection's turn."""
+    def _close(self, conn: Connection, previous: Event, mine: Event) -> None:
+        previous.wait()
+        for closer in list(self.closers):
+            self._call_hook(conn, None, closer, conn)
+
+    def _handle(self, conn: Connection, text: str, previous: Event, mine: Event) -> None:
+        """One message through the receivers' chain: the part up to the pub/sub handler in the
+        connection's order, the receivers after it concurrently with the next message."""
         message, is_json = protocol.parse_message(text)
         request_id = protocol.request_id_of(message)
-        for receiver in list(self.receivers):
-            try:
-                if receiver(conn, message) is False:
-                    return
-            except ProtocolError as error:
-                conn.answer(protocol.error(error.code, error.reason, error.channel, request_id))
+        receivers = list(self.receivers)
+        ordered = receivers.index(pubsub_receiver) + 1 if pubsub_receiver in receivers else 0
+        previous.wait()
+        try:
+            if self._run_chain(conn, receivers[:ordered], message, request_id):
                 return
-            except Exception:
-                log.exception("receiver %r raised on a message of %s", receiver, conn.session_id)
-                conn.answer(protocol.error(protocol.INTERNAL, "the server failed to handle this "
-                                           "message; it has been logged", request_id=request_id))
-                return
-        if all(receiver is pubsub_receiver for receiver in self.receivers):
+        finally:
+            mine.set()
+        if self._run_chain(conn, receivers[ordered:], message, request_id):
+            return
+        if all(receiver is pubsub_receiver for receiver in receivers):
             conn.answer(protocol.error(protocol.BAD_REQUEST, _why_not_handled(message, is_json),
                                        request_id=request_id))
+
+    def _run_chain(self, conn: Connection, receivers: Sequence[Callable], message: Any,
+                   request_id: Any) -> bool:
+        """True when the chain stopped: a receiver returned False, or raised (answered)."""
+        for receiver in receivers:
+            result = self._call_hook(conn, request_id, receiver, conn, message)
+            if result is False or result is _RAISED:
+                return True
+        return False
+
+    def _call_hook(self, conn: Connection, request_id: Any, hook: Callable, *args: Any) -> Any:
+        """Call one hook; a refusal it raises is answered, anything else is logged with its
+        traceback and answered with ``internal``.  The connection and the server live on."""
+        try:
+            return hook(*args)
+        except ProtocolError as error:
+            conn.answer(protocol.error(error.code, error.reason, error.channel,
+                                       error.request_id if error.request_id is not None
+                                       else request_id))
+        except Exception:
+            log.exception("hook %s raised (session %s)", getattr(hook, "__name__", hook),
+                          conn.session_id)
+            conn.answer(protocol.error(protocol.INTERNAL, "the server failed to handle this "
+                                       "message; the error has been logged",
+                                       request_id=request_id))
+        return _RAISED
+
+
+_RAISED = object()  # what _call_hook returns for a hook that raised
 
 
 def _too_large(text: str, limit: int) -> bool:

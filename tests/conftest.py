@@ -71,9 +71,13 @@ class ServerProcess:
 def run_process(command: List[str], port: int, tmp_path, env: Optional[Dict] = None,
                 name: str = "server") -> Iterator[ServerProcess]:
     log_path = str(tmp_path / ("%s-%d.log" % (name, port)))
+    environment = dict(os.environ, **(env or {}))
+    # Test applications (tests/testapps.py) are importable by the servers under test.
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [os.path.join(ROOT, "tests"), environment.get("PYTHONPATH")]))
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                   env=dict(os.environ, **(env or {})))
+                                   env=environment)
     server = ServerProcess(process, port, log_path)
     try:
         wait_for_port(port, process)
@@ -92,12 +96,15 @@ def rtm_serve_command(application: str, port: int, *flags: str) -> List[str]:
 
 @pytest.fixture
 def start_server(tmp_path):
-    """``start_server(application, *flags)``: rtm-serve in a subprocess on a free port."""
+    """``start_server(application, *flags, env=None)``: rtm-serve in a subprocess on a free
+    port."""
     servers = []
 
-    def start(application: str = "examples.sockjs_endpoints:app", *flags: str) -> ServerProcess:
+    def start(application: str = "examples.sockjs_endpoints:app", *flags: str,
+              env: Optional[Dict[str, str]] = None) -> ServerProcess:
         port = free_port()
-        context = run_process(rtm_serve_command(application, port, *flags), port, tmp_path)
+        context = run_process(rtm_serve_command(application, port, *flags), port, tmp_path,
+                              env=env)
         server = context.__enter__()
         servers.append(context)
         return server

@@ -6,7 +6,7 @@ from ..exceptions import ProtocolError
 from ..runtime.connection import ConnectionInfo, SockJSConnection
 from ..sockjs.frames import OutgoingMessage
 from . import protocol
-from .mailbox import Mailbox
+from .lane import Lane
 from .ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -28,11 +28,11 @@ class Connection:
     ``state`` is a dict for the application; ``master`` is the RealTimeMagic object.
     """
 
-    def __init__(self, master: Any, sockjs: SockJSConnection, mailbox: Mailbox,
+    def __init__(self, master: Any, sockjs: SockJSConnection, lane: Lane,
                  bucket: TokenBucket) -> None:
         self.master = master
         self.sockjs = sockjs
-        self.mailbox = mailbox
+        self.lane = lane
         self.bucket = bucket
         self.state: Dict[str, Any] = {}
         self._channels: Dict[str, None] = {}

@@ -112,5 +112,5 @@ def parse_message(text: str) -> Tuple[Any, bool]:
     whether it was JSON."""
     try:
         return json.loads(text), True
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return text, False

@@ -249,6 +249,10 @@ def stream_frames(transport: HttpTransport, state: object, session, receiver: Re
             yield prelude
         pending, finished = first
         while True:
+            if not transport.streaming:
+                # One frame per poll, as sockjs-node: a close frame after messages is not
+                # lost, the closing session gives it again to the next poll.
+                pending = pending[:1]
             for frame in pending:
                 chunk = transport.encode(frame, state)
                 written += len(chunk)

@@ -1,0 +1,109 @@
+"""Applications the tests serve with rtm-serve (tests/ is on the servers' PYTHONPATH)."""
+import gevent
+
+from realtimemagic import RealTimeMagic
+from realtimemagic.auth import AuthenticationError, Authenticator
+from realtimemagic.exceptions import ProtocolError
+
+
+# -- push traps: drop, pass, replace-and-refeed -------------------------------------------------
+
+def drop_secrets(conn, channel, message):
+    if message == "secret":
+        return False
+    return None
+
+
+def pass_everything(conn, channel, message):
+    return True
+
+
+def redirect_to_loud(conn, channel, message):
+    # Replace: "shout" messages go to the "loud" channel, upper-cased; the next trap sees that.
+    if channel == "shout":
+        return "loud", str(message).upper()
+    return None
+
+
+def add_bang(conn, channel, message):
+    if channel == "loud":
+        return channel, message + "!"
+    return None
+
+
+traps = RealTimeMagic()
+traps.push_traps.extend([drop_secrets, pass_everything, redirect_to_loud, add_bang])
+
+
+# -- authenticators: subscribe and publish refused separately ---------------------------------
+
+class ReadOnlyNews(Authenticator):
+    """news:* may be read by anyone, written by nobody."""
+
+    def check_channel(self, conn, channel):
+        pass
+
+    def check_message(self, conn, channel, message):
+        raise AuthenticationError("news is read-only")
+
+
+class NoSecretChannels(Authenticator):
+    """Seed style: check() serves subscribe and publish; applies to every channel."""
+
+    def check(self, conn, channel):
+        if channel.startswith("secret"):
+            raise AuthenticationError("no secrets here")
+
+
+class TokenInQuery(Authenticator):
+    """vip:* needs ?token=letmein."""
+
+    def check_channel(self, conn, channel):
+        if conn.info.query.get("token") != "letmein":
+            raise AuthenticationError("vip needs a token")
+
+    check_message = lambda self, conn, channel, message: self.check_channel(conn, channel)
+
+
+guarded = RealTimeMagic()
+guarded.authenticators["news"].append(ReadOnlyNews())
+guarded.authenticators["default"].append(NoSecretChannels())
+guarded.authenticators["vip"].append(TokenInQuery())
+
+
+# -- hooks that fail, and closers --------------------------------------------------------------
+
+def explode(conn, message):
+    if message == "explode":
+        raise RuntimeError("boom (on purpose)")
+    if message == "refuse":
+        raise ProtocolError("bad_request", "refused by the application")
+    return None
+
+
+def say_goodbye(conn):
+    conn.master.publish("goodbyes", conn.session_id)
+
+
+def on_open_hello(conn, conn_info):
+    conn.send({"hello": conn.session_id, "transport": conn_info.transport})
+
+
+faulty = RealTimeMagic(max_subscriptions=3, max_message_size=1000, rate_limit=20)
+faulty.receivers.append(explode)
+faulty.openings.append(on_open_hello)
+faulty.closers.append(say_goodbye)
+
+
+# -- ordering while other connections' hooks wait on I/O -----------------------------------------
+
+def numbered(conn, message):
+    if isinstance(message, dict) and "block" in message:
+        gevent.sleep(message["block"])  # stands for a slow query or HTTP call
+        conn.send({"unblocked": True})
+    elif isinstance(message, dict) and "n" in message:
+        conn.send({"n": message["n"]})
+
+
+ordering = RealTimeMagic(rate_limit=100000, max_pending_messages=100)
+ordering.receivers.append(numbered)
