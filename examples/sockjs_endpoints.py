@@ -27,5 +27,6 @@ def make_app(settings=None):
 app = make_app()
 
 if __name__ == "__main__":
+    import sys
     from realtimemagic.cli import main
-    main(["examples.sockjs_endpoints:app"], default_port=8081)
+    main(["examples.sockjs_endpoints:app"] + sys.argv[1:], default_port=8081)

@@ -78,13 +78,19 @@ def main(argv: Optional[List[str]] = None, default_port: Optional[int] = None) -
         settings = config.build(keywords)
     except config.ConfigError as error:
         sys.exit("rtm-serve: %s" % error)
+    # The flags go into the environment before the application is imported, so that an
+    # application that builds its settings at import time (config.build()) sees them too.
+    for name, value in keywords.items():
+        os.environ[config.env_name(name)] = str(value)
     if arguments.application:
         target = load(arguments.application)
     else:
         from .magic import RealTimeMagic
         target = RealTimeMagic(**keywords)
     app = build_app(target, settings, keywords)
-    settings = getattr(app, "settings", settings)
+    from .magic import RealTimeMagic
+    if isinstance(app, RealTimeMagic):
+        settings = app.settings  # its own, with the flags applied
     server = Server(app, settings.host, settings.port)
     server.serve_forever()
 

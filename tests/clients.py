@@ -86,7 +86,7 @@ class WebSocketClient(Client):
     def __init__(self, server, prefix: str = "/pubsub", query: str = "") -> None:
         super().__init__()
         self.ws = websocket.create_connection("%s%s/websocket%s" % (server.ws_url, prefix, query),
-                                              timeout=10)
+                                              timeout=10, skip_utf8_validation=True)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 

@@ -115,9 +115,44 @@ def start_server(tmp_path):
 
 
 @pytest.fixture(scope="module")
+def serve_module(tmp_path_factory):
+    """``serve_module(application, *flags, env=None)``: like start_server, for a whole module."""
+    contexts = []
+
+    def start(application: str, *flags: str, env: Optional[Dict[str, str]] = None):
+        port = free_port()
+        context = run_process(rtm_serve_command(application, port, *flags), port,
+                              tmp_path_factory.mktemp("server"), env=env)
+        server = context.__enter__()
+        contexts.append(context)
+        return server
+
+    yield start
+    for context in reversed(contexts):
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture(params=["websocket", "xhr-polling"])
+def connect(request):
+    """``connect(server, prefix=..., query=...)``: a pub/sub client over the transport of the
+    test's parameter, closed at the end."""
+    from clients import TRANSPORTS
+    made = []
+
+    def connect_to(server, **options):
+        client = TRANSPORTS[request.param](server, **options)
+        made.append(client)
+        return client
+
+    yield connect_to
+    for client in made:
+        client.close()
+
+
+@pytest.fixture(scope="module")
 def sockjs_server(tmp_path_factory):
-    """The protocol suite's test server (examples/sockjs_endpoints.py), shared by a module.
-    Short heartbeat so that heartbeat tests do not wait 25 s."""
+    """The protocol suite's test server (examples/sockjs_endpoints.py) with the suite's
+    timings (heartbeat 25 s, disconnect delay 5 s), shared by a module."""
     port = free_port()
     with run_process(rtm_serve_command("examples.sockjs_endpoints:app", port,
                                        "--heartbeat-interval", "25", "--disconnect-delay", "5"),

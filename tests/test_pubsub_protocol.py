@@ -4,41 +4,17 @@ import time
 
 import pytest
 
-from clients import TRANSPORTS
-
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(params=sorted(TRANSPORTS))
-def connect(request):
-    made = []
-
-    def connect_to(server, **options):
-        client = TRANSPORTS[request.param](server, **options)
-        made.append(client)
-        return client
-
-    yield connect_to
-    for client in made:
-        client.close()
+@pytest.fixture(scope="module")
+def plain(serve_module):
+    return serve_module("realtimemagic.magic:RealTimeMagic")
 
 
 @pytest.fixture(scope="module")
-def plain(tmp_path_factory):
-    from conftest import free_port, rtm_serve_command, run_process
-    port = free_port()
-    with run_process(rtm_serve_command("realtimemagic.magic:RealTimeMagic", port), port,
-                     tmp_path_factory.mktemp("plain")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def faulty(tmp_path_factory):
-    from conftest import free_port, rtm_serve_command, run_process
-    port = free_port()
-    with run_process(rtm_serve_command("testapps:faulty", port), port,
-                     tmp_path_factory.mktemp("faulty")) as server:
-        yield server
+def faulty(serve_module):
+    return serve_module("testapps:faulty")
 
 
 def delivery(channel, message):

@@ -107,3 +107,13 @@ def numbered(conn, message):
 
 ordering = RealTimeMagic(rate_limit=100000, max_pending_messages=100)
 ordering.receivers.append(numbered)
+
+
+# -- pub/sub requests of one connection complete in order, even when their checks wait ---------
+
+class SlowChecks(Authenticator):
+    def check(self, conn, channel):
+        gevent.sleep(0.3)  # a database lookup
+
+
+ordering.authenticators["slowauth"].append(SlowChecks())
