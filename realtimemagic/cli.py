@@ -86,7 +86,7 @@ def main(argv: Optional[List[str]] = None, default_port: Optional[int] = None) -
         target = load(arguments.application)
     else:
         from .magic import RealTimeMagic
-        target = RealTimeMagic(**keywords)
+        target = RealTimeMagic(**dict({"demo": True}, **keywords))
     app = build_app(target, settings, keywords)
     from .magic import RealTimeMagic
     if isinstance(app, RealTimeMagic):

@@ -75,6 +75,8 @@ class Settings:
         False, "JSESSIONID cookie for load balancers that stick sessions by cookie.")
     sockjs_url: str = setting(
         DEFAULT_SOCKJS_URL, "sockjs-client script that /iframe.html loads.")
+    demo: bool = setting(
+        False, "Serve the demo page at / (rtm-serve with no application turns it on).")
     sweep_interval: float = setting(
         1.0, "How often the one sweeper greenlet checks sessions for expiry and heartbeats "
         "(capped at a quarter of the shortest of heartbeat_interval and disconnect_delay).", "s")

@@ -29,6 +29,7 @@ from .pubsub.ratelimit import TokenBucket
 from .runtime.connection import SockJSConnection, SockJSHandler
 from .runtime.endpoint import SockJSEndpoint
 from .runtime.router import Router
+from .runtime.static import StaticFile
 from .runtime.threads import LoopThread
 
 log = logging.getLogger("realtimemagic")
@@ -82,9 +83,15 @@ class RealTimeMagic(SockJSHandler):
 
     @property
     def app(self) -> Router:
-        """The WSGI application: the SockJS endpoint at ``settings.prefix``."""
+        """The WSGI application: the SockJS endpoint at ``settings.prefix``, the JavaScript
+        client at ``{prefix}/realtimemagic.js`` and, with ``demo``, the demo page at ``/``."""
         if self._app is None:
-            self._app = Router([SockJSEndpoint(self, self.settings)])
+            prefix = self.settings.prefix
+            routes = {prefix + "/realtimemagic.js": StaticFile(
+                "realtimemagic.js", "application/javascript; charset=UTF-8")}
+            if self.settings.demo:
+                routes["/"] = StaticFile("demo.html", "text/html; charset=UTF-8")
+            self._app = Router([SockJSEndpoint(self, self.settings)], routes=routes)
         return self._app
 
     def __call__(self, environ, start_response):

@@ -6,13 +6,16 @@ from ..transports.base import TEXT_PLAIN
 
 
 class Router:
-    """Dispatch by path prefix, longest prefix first; ``fallback`` gets everything else."""
+    """Exact paths first (``routes``), then endpoints by path prefix, longest prefix first;
+    ``fallback`` gets everything else."""
 
     def __init__(self, endpoints: Sequence[SockJSEndpoint],
-                 fallback: Optional[Callable] = None) -> None:
+                 fallback: Optional[Callable] = None,
+                 routes: Optional[Dict[str, Callable]] = None) -> None:
         self.endpoints = sorted(endpoints, key=lambda endpoint: len(endpoint.prefix),
                                 reverse=True)
         self.fallback = fallback
+        self.routes = dict(routes or {})
 
     def endpoint_for(self, path: str) -> Optional[SockJSEndpoint]:
         for endpoint in self.endpoints:
@@ -34,7 +37,11 @@ class Router:
             endpoint.close_all(code, reason)
 
     def __call__(self, environ: Dict, start_response) -> Iterable[bytes]:
-        endpoint = self.endpoint_for(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        route = self.routes.get(path)
+        if route is not None:
+            return route(environ, start_response)
+        endpoint = self.endpoint_for(path)
         if endpoint is not None:
             return endpoint(environ, start_response)
         if self.fallback is not None:

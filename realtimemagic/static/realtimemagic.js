@@ -1,0 +1,1 @@
+// placeholder: the client is written in client/ (issue 5)
