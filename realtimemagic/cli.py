@@ -97,3 +97,37 @@ def main(argv: Optional[List[str]] = None, default_port: Optional[int] = None) -
 
 if __name__ == "__main__":
     main()
+
+
+def publish_main(argv: Optional[List[str]] = None) -> None:
+    """``rtm-publish CHANNEL MESSAGE``: publish through a server's internal API.  MESSAGE is
+    taken as JSON when it parses, else as a string."""
+    import json
+    import urllib.error
+    import urllib.request
+    result = argparse.ArgumentParser(prog="rtm-publish", description=publish_main.__doc__)
+    result.add_argument("channel")
+    result.add_argument("message")
+    result.add_argument("--api-url", default=os.environ.get("RTM_API_URL",
+                                                            "http://127.0.0.1:9001"),
+                        help="the server's internal API (env RTM_API_URL)")
+    result.add_argument("--api-key", default=os.environ.get("RTM_API_KEY", ""),
+                        help="the server's api_key, if it has one (env RTM_API_KEY)")
+    arguments = result.parse_args(argv)
+    try:
+        message = json.loads(arguments.message)
+    except ValueError:
+        message = arguments.message
+    request = urllib.request.Request(
+        arguments.api_url.rstrip("/") + "/api/publish", method="POST",
+        data=json.dumps({"channel": arguments.channel, "message": message}).encode("utf-8"),
+        headers={"Content-Type": "application/json"})
+    if arguments.api_key:
+        request.add_header("Authorization", "Bearer " + arguments.api_key)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            print(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as error:
+        sys.exit("rtm-publish: %d %s" % (error.code, error.read().decode("utf-8", "replace")))
+    except OSError as error:
+        sys.exit("rtm-publish: cannot reach %s: %s" % (arguments.api_url, error))

@@ -37,7 +37,19 @@ class Settings:
     local: Optional[bool] = setting(
         None, "Seed-style shortcut: true binds 127.0.0.1, false binds all interfaces "
         "(overrides host when given).")
-    broker: str = setting("memory://", "Broker URL connecting several processes.")
+    broker: str = setting(
+        "memory://", "Broker connecting several processes: memory:// (one process), "
+        "redis://host:port/db, or postgresql://... (a libpq URL).")
+    broker_queue_size: int = setting(
+        10000, "Messages waiting to be sent to the broker (while it is slow or down). Past it "
+        "the oldest is dropped, counted in the stats and logged.", "messages")
+    broker_reconnect_min: float = setting(
+        0.5, "First wait before reconnecting to a lost broker; doubles each time.", "s")
+    broker_reconnect_max: float = setting(
+        30.0, "Longest wait between two reconnection attempts.", "s")
+    broker_health_interval: float = setting(
+        10.0, "A quiet broker connection is checked (PING, SELECT 1) this often, so that a "
+        "half-open connection is found.", "s")
 
     heartbeat_interval: float = setting(
         25.0, "A heartbeat frame goes to an idle receiver this often.", "s")
@@ -75,6 +87,13 @@ class Settings:
         False, "JSESSIONID cookie for load balancers that stick sessions by cookie.")
     sockjs_url: str = setting(
         DEFAULT_SOCKJS_URL, "sockjs-client script that /iframe.html loads.")
+    api: bool = setting(True, "Serve the internal API (publish, stats, metrics, health).")
+    api_host: str = setting("127.0.0.1", "Interface of the internal API's listener.")
+    api_port: int = setting(
+        -1, "Port of the internal API: -1 is port + 1 (a free port when port is 0), 0 a free "
+        "port.")
+    api_key: str = setting(
+        "", "When set, POST /api/publish needs 'Authorization: Bearer <api_key>'.")
     demo: bool = setting(
         False, "Serve the demo page at / (rtm-serve with no application turns it on).")
     sweep_interval: float = setting(
@@ -87,12 +106,13 @@ class Settings:
         if not self.prefix.startswith("/") and self.prefix != "":
             raise ConfigError("prefix must start with '/': %r" % self.prefix)
         self.prefix = self.prefix.rstrip("/")
-        for name in ("heartbeat_interval", "disconnect_delay", "sweep_interval", "rate_limit"):
+        for name in ("heartbeat_interval", "disconnect_delay", "sweep_interval", "rate_limit",
+                     "broker_reconnect_min", "broker_reconnect_max", "broker_health_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError("%s must be positive" % name)
         for name in ("response_limit", "max_message_size", "max_frame_size",
                      "outbox_max_frames", "outbox_max_bytes", "max_subscriptions",
-                     "hook_pool_size", "max_pending_messages"):
+                     "hook_pool_size", "max_pending_messages", "broker_queue_size"):
             if getattr(self, name) < 1:
                 raise ConfigError("%s must be at least 1" % name)
 

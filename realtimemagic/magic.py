@@ -58,12 +58,15 @@ class RealTimeMagic(SockJSHandler):
         self.monitors: List[Callable] = []
         self.channels = ChannelRegistry(on_first=self._first_subscriber,
                                         on_last=self._last_subscriber)
-        self.broker = brokers.from_url(self.settings.broker, deliver=self.channels.publish)
+        #: Counters since start, for /api/stats and /metrics.
+        self.counters = {"messages_in": 0, "published": 0, "deliveries": 0, "errors": 0}
+        self.broker = brokers.from_url(self.settings.broker, self._deliver, self.settings)
         self.loop_thread = LoopThread()
         self.connections: Dict[SockJSConnection, Connection] = {}
         self._pool: Optional[Pool] = None
         self._app: Optional[Router] = None
         self._monitor_greenlets: List[gevent.Greenlet] = []
+        self.api_server = None
         self._started = False
 
     def configure(self, **keywords: Any) -> None:
@@ -71,7 +74,7 @@ class RealTimeMagic(SockJSHandler):
         if self._app is not None:
             raise RuntimeError("configure() must come before the server starts")
         self.settings = self.settings.replace(**keywords)
-        self.broker = brokers.from_url(self.settings.broker, deliver=self.channels.publish)
+        self.broker = brokers.from_url(self.settings.broker, self._deliver, self.settings)
 
     # -- serving -------------------------------------------------------------------------
 
@@ -100,8 +103,9 @@ class RealTimeMagic(SockJSHandler):
             self.startup()
         return self.app(environ, start_response)
 
-    def startup(self) -> None:
-        """Start the background work: the sweeper, the broker, the monitors."""
+    def startup(self, shared_listeners: bool = False) -> None:
+        """Start the background work: the sweeper, the broker, the monitors, the internal API
+        (``shared_listeners``: several worker processes bind its port, as under gunicorn)."""
         if self._started:
             return
         self._started = True
@@ -110,8 +114,14 @@ class RealTimeMagic(SockJSHandler):
         self.broker.start()
         self._monitor_greenlets = [gevent.spawn(self._supervise, monitor)
                                    for monitor in self.monitors]
+        if self.settings.api:
+            from .runtime.server import start_api
+            self.api_server = start_api(self, reuse_port=shared_listeners)
 
     def shutdown(self) -> None:
+        if self.api_server is not None:
+            self.api_server.stop(timeout=1)
+            self.api_server = None
         for greenlet in self._monitor_greenlets:
             greenlet.kill(block=False)
         self.broker.stop()
@@ -167,6 +177,13 @@ class RealTimeMagic(SockJSHandler):
                     raise ValueError("push trap %r replaced the channel: %s" % (trap, problem))
         self.publish(channel, message)
 
+    def _deliver(self, channel: str, message: Any) -> int:
+        """A message for this process's subscribers (from here or from the broker)."""
+        reached = self.channels.publish(channel, message)
+        self.counters["published"] += 1
+        self.counters["deliveries"] += reached
+        return reached
+
     def _first_subscriber(self, channel: str) -> None:
         self.broker.subscribe(channel)
 
@@ -186,6 +203,7 @@ class RealTimeMagic(SockJSHandler):
         conn = self.connections.get(sockjs)
         if conn is None:
             return
+        self.counters["messages_in"] += 1
         if not conn.bucket.take(time.monotonic()):
             if conn.bucket.refused_in_a_row > conn.bucket.burst:
                 conn.close(*RATE_LIMIT_CLOSE)
@@ -252,10 +270,12 @@ class RealTimeMagic(SockJSHandler):
         try:
             return hook(*args)
         except ProtocolError as error:
+            self.counters["errors"] += 1
             conn.answer(protocol.error(error.code, error.reason, error.channel,
                                        error.request_id if error.request_id is not None
                                        else request_id))
         except Exception:
+            self.counters["errors"] += 1
             log.exception("hook %s raised (session %s)", getattr(hook, "__name__", hook),
                           conn.session_id)
             conn.answer(protocol.error(protocol.INTERNAL, "the server failed to handle this "

@@ -1,14 +1,23 @@
-"""Brokers connect the processes that share channels.  Selected by URL (SPEC section 7)."""
+"""Brokers connect the processes that share channels, selected by URL (SPEC section 7):
+``memory://`` (one process), ``redis://`` (Redis pub/sub), ``postgresql://`` (LISTEN/NOTIFY)."""
 from typing import Any, Callable
 
 from ..exceptions import ConfigError
+from .base import BrokerSettings
 from .memory import MemoryBroker
 
 
-def from_url(url: str, deliver: Callable[[str, Any], int]):
+def from_url(url: str, deliver: Callable[[str, Any], int], settings: Any = None):
     """The broker for ``url``; ``deliver(channel, message)`` hands a message to this process's
-    subscribers."""
+    subscribers; ``settings`` is the config (its broker_* fields)."""
     scheme = url.split("://", 1)[0].lower()
     if scheme == "memory":
         return MemoryBroker(deliver)
-    raise ConfigError("unsupported broker %r: this version has memory:// only" % url)
+    broker_settings = BrokerSettings.from_config(settings) if settings else BrokerSettings()
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis import RedisBroker
+        return RedisBroker(url, deliver, broker_settings)
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresBroker
+        return PostgresBroker(url, deliver, broker_settings)
+    raise ConfigError("unsupported broker %r: use memory://, redis:// or postgresql://" % url)

@@ -25,3 +25,6 @@ class MemoryBroker:
 
     def unsubscribe(self, channel: str) -> None:
         """Called when ``channel`` loses its last local subscriber."""
+
+    def status(self) -> dict:
+        return {"url": self.url, "state": "connected"}

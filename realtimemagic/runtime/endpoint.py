@@ -2,6 +2,7 @@
 senders of every transport, and the sweeper greenlet of its sessions."""
 import logging
 import time
+from http import HTTPStatus
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import gevent
@@ -23,9 +24,6 @@ from .connection import ConnectionInfo, SockJSConnection, SockJSHandler
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "404 Error: Page not found\n"
-_REASONS = {200: "OK", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
-            404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
-            500: "Internal Server Error"}
 # Request headers worth keeping in ConnectionInfo (sockjs-node keeps the same kind).
 _INFO_HEADERS = ("referer", "x-client-ip", "x-forwarded-for", "x-forwarded-host",
                  "x-forwarded-port", "x-cluster-client-ip", "via", "x-real-ip",
@@ -37,7 +35,7 @@ def respond(start_response, status: int, headers: Headers, body: str = "") -> Li
     data = body.encode("utf-8")
     if status not in (204, 304):
         headers = headers + [("Content-Length", str(len(data)))]
-    start_response("%d %s" % (status, _REASONS[status]), headers)
+    start_response("%d %s" % (status, HTTPStatus(status).phrase), headers)
     return [data] if data else []
 
 

@@ -5,7 +5,8 @@ import socket
 from gevent import pywsgi
 
 
-class Handler(pywsgi.WSGIHandler):
+class SocketExposingMixin:
+    """For any pywsgi handler: TCP_NODELAY, and the socket in ``environ``."""
 
     def __init__(self, sock, address, server, rfile=None):
         try:
@@ -18,6 +19,9 @@ class Handler(pywsgi.WSGIHandler):
         environ = super().get_environ()
         environ["realtimemagic.socket"] = self.socket
         return environ
+
+
+class Handler(SocketExposingMixin, pywsgi.WSGIHandler):
 
     def log_request(self):
         # Long-polling and streaming requests would flood the access log; log at debug level

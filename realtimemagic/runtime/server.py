@@ -1,7 +1,9 @@
 """The server lifecycle on gevent's pywsgi: ``start``, ``serve_forever``, ``stop(timeout)``."""
+import errno
 import logging
 import signal
-from typing import Callable, Optional, Tuple
+import socket
+from typing import Any, Callable, Optional, Tuple
 
 import gevent
 from gevent import pywsgi
@@ -69,3 +71,37 @@ class Server:
         if hasattr(self.app, "shutdown"):
             self.app.shutdown()
         self._stopped.set()
+
+
+def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A listening socket; ``reuse_port`` lets every worker of a gunicorn process bind it."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def start_api(rtm: Any, reuse_port: bool = False) -> Optional[pywsgi.WSGIServer]:
+    """Start the internal API of ``rtm`` on its own listener, or log why it cannot."""
+    from ..api import InternalAPI
+    settings = rtm.settings
+    port = settings.api_port
+    if port == -1:
+        port = settings.port + 1 if settings.port else 0
+    try:
+        listener = listen(settings.api_host, port, reuse_port)
+    except OSError as error:
+        # The pub/sub service goes on without its side door, loudly.
+        log.error("internal API not started: cannot listen on %s:%d (%s)", settings.api_host,
+                  port, errno.errorcode.get(error.errno, error))
+        return None
+    server = pywsgi.WSGIServer(listener, InternalAPI(rtm), handler_class=Handler, log=None,
+                               error_log=logging.getLogger("realtimemagic.wsgi"))
+    server.access_log = logging.getLogger("realtimemagic.access")
+    server.start()
+    log.info("internal API on http://%s:%d", *server.address[:2])
+    return server

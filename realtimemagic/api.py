@@ -1,0 +1,74 @@
+"""The internal API, on its own listener (default 127.0.0.1, port + 1), for other programs:
+
+- ``POST /api/publish`` ``{"channel": c, "message": m}`` (``Authorization: Bearer <api_key>``
+  when an API key is set) -> ``{"published": true}``
+- ``GET /api/stats``: JSON, see :mod:`realtimemagic.stats`
+- ``GET /metrics``: Prometheus text
+- ``GET /healthz``: 200 while the process serves
+"""
+import hmac
+import json
+from typing import Any, Dict, Iterable
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .exceptions import BadRequest, MessageTooLarge
+from .pubsub import protocol
+from .runtime.endpoint import respond
+from .stats import StatsCollector, stats
+from .transports.base import Request
+
+JSON = ("Content-Type", "application/json")
+
+
+class InternalAPI:
+    """The API as a WSGI application."""
+
+    def __init__(self, rtm: Any) -> None:
+        self.rtm = rtm
+        self.registry = CollectorRegistry()
+        self.registry.register(StatsCollector(rtm))
+
+    def __call__(self, environ: Dict, start_response) -> Iterable[bytes]:
+        request = Request(environ)
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            return respond(start_response, 200, [("Content-Type", "text/plain")], "ok\n")
+        if path == "/metrics" and request.method == "GET":
+            body = generate_latest(self.registry).decode("utf-8")
+            return respond(start_response, 200, [("Content-Type", CONTENT_TYPE_LATEST)], body)
+        if path == "/api/stats" and request.method == "GET":
+            return respond(start_response, 200, [JSON], json.dumps(stats(self.rtm)))
+        if path == "/api/publish":
+            if request.method != "POST":
+                return respond(start_response, 405, [("Allow", "POST")])
+            return self.publish(request, start_response)
+        return respond(start_response, 404, [JSON], json.dumps({"error": "not found"}))
+
+    def authorized(self, request: Request) -> bool:
+        key = self.rtm.settings.api_key
+        if not key:
+            return True
+        given = request.header("Authorization") or ""
+        token = given[len("Bearer "):] if given.startswith("Bearer ") else ""
+        return hmac.compare_digest(token.encode("utf-8"), key.encode("utf-8"))
+
+    def publish(self, request: Request, start_response) -> Iterable[bytes]:
+        if not self.authorized(request):
+            return respond(start_response, 401, [JSON, ("WWW-Authenticate", "Bearer")],
+                           json.dumps({"error": "an API key is required"}))
+        try:
+            body = request.read_body(self.rtm.settings.max_frame_size)
+            data = json.loads(body)
+            channel, message = data["channel"], data["message"]
+        except MessageTooLarge as error:
+            return respond(start_response, 413, [JSON], json.dumps({"error": str(error)}))
+        except (ValueError, TypeError, KeyError, BadRequest):
+            return respond(start_response, 400, [JSON], json.dumps(
+                {"error": 'expected a JSON object {"channel": ..., "message": ...}'}))
+        problem = protocol.channel_error(channel)
+        if problem:
+            return respond(start_response, 400, [JSON], json.dumps({"error": problem}))
+        self.rtm.publish(channel, message)
+        return respond(start_response, 200, [JSON], json.dumps({"published": True}))

@@ -1,0 +1,213 @@
+"""What the networked brokers share: the envelope between instances, the bounded outgoing queue
+drained by one publisher greenlet, the supervised listener with reconnect and backoff, and the
+counters the stats show.
+
+A message published on one instance is delivered to that instance's subscribers at once (so a
+broker outage does not silence local channels) and sent through the broker to the others, which
+deliver it; an instance skips its own messages when they come back.  Each subscriber therefore
+gets each message once.
+"""
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple
+
+import gevent
+from gevent.event import Event
+
+log = logging.getLogger("realtimemagic.broker")
+
+Deliver = Callable[[str, Any], int]
+
+
+class BrokerSettings:
+    """The broker's part of the config (see realtimemagic.config)."""
+
+    def __init__(self, queue_size: int = 10000, reconnect_min: float = 0.5,
+                 reconnect_max: float = 30.0, health_interval: float = 10.0) -> None:
+        self.queue_size = queue_size
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.health_interval = health_interval
+
+    @classmethod
+    def from_config(cls, settings) -> "BrokerSettings":
+        return cls(settings.broker_queue_size, settings.broker_reconnect_min,
+                   settings.broker_reconnect_max, settings.broker_health_interval)
+
+
+class NetworkBroker:
+    """Base of the Redis and PostgreSQL brokers.  Subclasses provide ``connect_publisher``,
+    ``send_payload``, ``_ping_publisher``, ``_listen_forever`` (which returns or raises when
+    the connection is lost) and ``_listen``/``_unlisten`` for one channel on the live
+    listener."""
+
+    shared = True
+
+    def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
+        self.url = url
+        self.deliver = deliver
+        self.settings = settings
+        self.origin = uuid.uuid4().hex[:16]
+        self.channels: Set[str] = set()  # channels with local subscribers
+        self.outgoing: Deque[Tuple[str, Any]] = deque()
+        self._outgoing_ready = Event()
+        self._greenlets = []
+        self.connected = Event()
+        self.counters: Dict[str, Any] = {
+            "published": 0, "received": 0, "dropped": 0, "reconnects": 0, "outages": 0,
+            "outage_seconds": 0.0, "last_error": None}
+        self._down_since: Optional[float] = time.monotonic()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self._greenlets:
+            self._greenlets = [gevent.spawn(self._supervise, self._listen_forever, "listener"),
+                               gevent.spawn(self._supervise, self._publish_forever, "publisher")]
+
+    def stop(self) -> None:
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        self._greenlets = []
+
+    def _supervise(self, run: Callable[[], None], role: str) -> None:
+        """Run ``run`` forever; on a lost connection wait (exponential backoff) and again."""
+        delay = self.settings.reconnect_min
+        while True:
+            started = time.monotonic()
+            try:
+                run()
+            except Exception as error:  # the network, the server, a protocol surprise
+                self.counters["last_error"] = "%s: %s" % (type(error).__name__, error)
+                log.warning("broker %s %s lost: %s", self.url_for_logs, role, error)
+            if role == "listener":
+                self._went_down()
+            if time.monotonic() - started > self.settings.reconnect_max:
+                delay = self.settings.reconnect_min
+            gevent.sleep(delay)
+            delay = min(delay * 2, self.settings.reconnect_max)
+            self.counters["reconnects"] += 1
+
+    @property
+    def url_for_logs(self) -> str:
+        scheme, _, rest = self.url.partition("://")
+        return "%s://%s" % (scheme, rest.rpartition("@")[2])  # no password in logs
+
+    def _came_up(self) -> None:
+        """The listener is connected and listening to every local channel."""
+        if self._down_since is not None:
+            if self.counters["reconnects"]:
+                self.counters["outage_seconds"] += time.monotonic() - self._down_since
+            self._down_since = None
+        self.connected.set()
+
+    def _went_down(self) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            self.counters["outages"] += 1
+        self.connected.clear()
+
+    # -- the local side --------------------------------------------------------------------
+
+    def publish(self, channel: str, message: Any) -> None:
+        """Deliver here, queue for the others; never blocks.  A full queue (the broker is down
+        or slow for long) drops the oldest-not-yet-sent message and counts it."""
+        self.deliver(channel, message)
+        if len(self.outgoing) >= self.settings.queue_size:
+            self.outgoing.popleft()
+            self.counters["dropped"] += 1
+            if self.counters["dropped"] in (1, 10, 100) or self.counters["dropped"] % 1000 == 0:
+                log.error("broker %s: outgoing queue full, %d messages not sent to other "
+                          "instances", self.url_for_logs, self.counters["dropped"])
+        self.outgoing.append((channel, message))
+        self._outgoing_ready.set()
+
+    def subscribe(self, channel: str) -> None:
+        self.channels.add(channel)
+        if self.connected.is_set():
+            try:
+                self._listen(channel)
+            except Exception as error:
+                log.warning("broker %s: subscribe %r failed (%s); restored on reconnect",
+                            self.url_for_logs, channel, error)
+
+    def unsubscribe(self, channel: str) -> None:
+        self.channels.discard(channel)
+        if self.connected.is_set():
+            try:
+                self._unlisten(channel)
+            except Exception as error:
+                log.warning("broker %s: unsubscribe %r failed: %s", self.url_for_logs, channel,
+                            error)
+
+    def status(self) -> Dict[str, Any]:
+        return dict(self.counters, url=self.url_for_logs,
+                    state="connected" if self.connected.is_set() else "reconnecting",
+                    channels=len(self.channels), queued=len(self.outgoing))
+
+    # -- the wire --------------------------------------------------------------------------
+
+    def _publish_forever(self) -> None:
+        connection = self.connect_publisher()
+        while True:
+            while not self.outgoing:
+                self._outgoing_ready.clear()
+                self._outgoing_ready.wait(self.settings.health_interval)
+                if not self.outgoing:
+                    self._ping_publisher(connection)
+            channel, message = self.outgoing.popleft()
+            try:
+                self.send_payload(connection, channel, self.envelope(channel, message))
+            except Exception:
+                self.outgoing.appendleft((channel, message))  # sent again after reconnecting
+                raise
+            self.counters["published"] += 1
+
+    def envelope(self, channel: str, message: Any) -> str:
+        return json.dumps({"o": self.origin, "c": channel, "m": message},
+                          ensure_ascii=False, separators=(",", ":"))
+
+    def parse_envelope(self, data: Any) -> Optional[Dict[str, Any]]:
+        try:
+            envelope = json.loads(data)
+        except (ValueError, TypeError):
+            envelope = None
+        if not isinstance(envelope, dict) or "o" not in envelope or "c" not in envelope:
+            log.warning("broker %s: ignoring a malformed message", self.url_for_logs)
+            return None
+        return envelope
+
+    def accept(self, envelope: Dict[str, Any]) -> None:
+        """An envelope from the broker: deliver it here unless this instance sent it."""
+        channel = envelope["c"]
+        if envelope["o"] != self.origin and channel in self.channels and "m" in envelope:
+            self.counters["received"] += 1
+            self.deliver(channel, envelope["m"])
+
+    def received(self, data: Any) -> None:
+        envelope = self.parse_envelope(data)
+        if envelope is not None:
+            self.accept(envelope)
+
+    # -- for subclasses --------------------------------------------------------------------
+
+    def connect_publisher(self) -> Any:
+        raise NotImplementedError
+
+    def _ping_publisher(self, connection: Any) -> None:
+        raise NotImplementedError
+
+    def send_payload(self, connection: Any, channel: str, payload: str) -> None:
+        raise NotImplementedError
+
+    def _listen_forever(self) -> None:
+        raise NotImplementedError
+
+    def _listen(self, channel: str) -> None:
+        raise NotImplementedError
+
+    def _unlisten(self, channel: str) -> None:
+        raise NotImplementedError

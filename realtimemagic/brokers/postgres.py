@@ -1,0 +1,146 @@
+"""The PostgreSQL broker: LISTEN/NOTIFY between instances.
+
+Each local channel is LISTENed to as ``rtm_<digest>`` (PostgreSQL channel names are identifiers
+of at most 63 bytes; ours may be 200 characters).  NOTIFY carries at most 8000 bytes: a larger
+message is stored in the table ``realtimemagic_messages`` and the notification carries its id;
+rows older than ``LARGE_MESSAGE_SECONDS`` are deleted.  NOTIFY keeps nothing for a listener that
+is not connected: while an instance is disconnected it misses what the others publish.
+
+psycopg2 must be cooperative (psycogreen): ``realtimemagic.patch_all()`` does it, and the broker
+installs psycogreen's wait callback at start if nobody has.
+"""
+import hashlib
+import json
+import socket
+import time
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from gevent.lock import RLock
+from gevent.socket import wait_read
+
+from .base import BrokerSettings, Deliver, NetworkBroker, log
+
+NOTIFY_LIMIT = 7999  # bytes of payload PostgreSQL accepts (8000 with the terminating NUL)
+LARGE_MESSAGE_SECONDS = 300
+TABLE = "realtimemagic_messages"
+
+
+def pg_channel(channel: str) -> str:
+    return "rtm_" + hashlib.sha1(channel.encode("utf-8")).hexdigest()[:40]
+
+
+class PostgresBroker(NetworkBroker):
+
+    def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
+        super().__init__(url, deliver, settings)
+        self._listener = None
+        self._listener_lock = RLock()  # one query at a time on the listening connection
+        self._last_cleanup = 0.0
+
+    def start(self) -> None:
+        if psycopg2.extensions.get_wait_callback() is None:
+            from psycogreen.gevent import patch_psycopg
+            patch_psycopg()
+        super().start()
+
+    def _connect(self, role: str):
+        connection = psycopg2.connect(self.url, application_name="realtimemagic-" + role,
+                                      connect_timeout=5, keepalives=1, keepalives_idle=10,
+                                      keepalives_interval=5, keepalives_count=3)
+        connection.autocommit = True
+        return connection
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def connect_publisher(self):
+        connection = self._connect("publisher")
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE IF NOT EXISTS %s (id bigserial PRIMARY KEY, "
+                           "body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+                           % TABLE)
+        return connection
+
+    def _ping_publisher(self, connection) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            self._cleanup(cursor)
+
+    def send_payload(self, connection, channel: str, payload: str) -> None:
+        with connection.cursor() as cursor:
+            if len(payload.encode("utf-8")) > NOTIFY_LIMIT:
+                cursor.execute("INSERT INTO %s (body) VALUES (%%s) RETURNING id" % TABLE,
+                               (payload,))
+                row_id = cursor.fetchone()[0]
+                payload = json.dumps({"o": self.origin, "c": channel, "r": row_id})
+            cursor.execute("SELECT pg_notify(%s, %s)", (pg_channel(channel), payload))
+
+    def _cleanup(self, cursor) -> None:
+        if time.monotonic() - self._last_cleanup > LARGE_MESSAGE_SECONDS / 10:
+            self._last_cleanup = time.monotonic()
+            cursor.execute("DELETE FROM %s WHERE created_at < now() - interval '%d seconds'"
+                           % (TABLE, LARGE_MESSAGE_SECONDS))
+
+    # -- listening -------------------------------------------------------------------------
+
+    def _listen_forever(self) -> None:
+        connection = self._connect("listener")
+        try:
+            with self._listener_lock:
+                self._listener = connection
+                for channel in list(self.channels):
+                    self._execute('LISTEN "%s"' % pg_channel(channel))
+            self._came_up()
+            while True:
+                # Waiting for readability is outside the lock, so that LISTEN and UNLISTEN
+                # from other greenlets go through; a quiet connection is checked with SELECT 1.
+                try:
+                    wait_read(connection.fileno(), timeout=self.settings.health_interval)
+                except socket.timeout:
+                    with self._listener_lock:
+                        self._execute("SELECT 1")
+                    continue
+                with self._listener_lock:
+                    connection.poll()
+                    self._drain()
+        finally:
+            self._listener = None
+            try:
+                connection.close()
+            except Exception:
+                pass
+
+    def _execute(self, query: str, arguments=None):
+        with self._listener.cursor() as cursor:
+            cursor.execute(query, arguments)
+            result = cursor.fetchone() if cursor.description else None
+        self._drain()
+        return result
+
+    def _drain(self) -> None:
+        connection = self._listener
+        while connection is not None and connection.notifies:
+            envelope = self.parse_envelope(connection.notifies.pop(0).payload)
+            if envelope is not None and "r" in envelope and envelope.get("o") != self.origin:
+                envelope = self._large_message(envelope["r"])
+            if envelope is not None:
+                self.accept(envelope)
+
+    def _large_message(self, row_id: Any):
+        row = self._execute("SELECT body FROM %s WHERE id = %%s" % TABLE, (row_id,))
+        if row is None:
+            log.warning("broker %s: large message %s expired before it was read",
+                        self.url_for_logs, row_id)
+            return None
+        return self.parse_envelope(row[0])
+
+    def _listen(self, channel: str) -> None:
+        with self._listener_lock:
+            if self._listener is not None:
+                self._execute('LISTEN "%s"' % pg_channel(channel))
+
+    def _unlisten(self, channel: str) -> None:
+        with self._listener_lock:
+            if self._listener is not None:
+                self._execute('UNLISTEN "%s"' % pg_channel(channel))

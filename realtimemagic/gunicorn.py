@@ -1,0 +1,61 @@
+"""The gunicorn worker: ``gunicorn -k realtimemagic.gunicorn.Worker -w 4 module:rtm``.
+
+gunicorn's stock ``-k gevent`` worker also serves every transport (WebSocket included); this one
+adds what a realtime server wants from its process manager:
+
+- psycopg2 made cooperative (psycogreen) along with gevent's monkey-patching;
+- pywsgi with TCP_NODELAY on every connection;
+- the application's background work (broker, monitors, sweeper) started when the worker boots,
+  not at its first request;
+- on shutdown, every session is sent a close frame (1001 "Server shutting down") before the
+  graceful timeout runs;
+- more than one worker with the in-process broker is refused at boot with a clear message:
+  each worker would have its own channels, and messages would not cross between them.
+"""
+import sys
+
+import gevent
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+
+from .runtime.handler import SocketExposingMixin
+
+SHUTDOWN = (1001, "Server shutting down")
+
+
+class Handler(SocketExposingMixin, PyWSGIHandler):
+    pass
+
+
+class Worker(GeventPyWSGIWorker):
+    wsgi_handler = Handler
+
+    def patch(self):
+        super().patch()
+        try:
+            from psycogreen.gevent import patch_psycopg
+            patch_psycopg()
+        except ImportError:
+            pass
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        app = self.wsgi
+        broker = getattr(app, "broker", None)
+        if broker is not None and self.cfg.workers > 1 and not getattr(broker, "shared", False):
+            message = ("realtimemagic: %d workers with the in-process broker (%s) would not "
+                       "share channels; use --broker redis://... or postgresql://..., or -w 1"
+                       % (self.cfg.workers, broker.url))
+            self.log.error(message)
+            sys.stderr.write(message + "\n")
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+        if broker is not None:
+            app.startup(shared_listeners=True)
+        elif hasattr(app, "startup"):
+            app.startup()
+
+    def handle_quit(self, sig, frame):
+        close_all = getattr(self.wsgi, "close_all", None)
+        if close_all is not None:
+            gevent.spawn(close_all, *SHUTDOWN)
+        super().handle_quit(sig, frame)

@@ -1,0 +1,63 @@
+"""What a running server reports: one dict for /api/stats, the same numbers for /metrics."""
+import os
+import time
+from collections import Counter
+from typing import Any, Dict, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+STARTED = time.time()
+
+
+def monitor_status(monitor: Any) -> Dict[str, Any]:
+    status = getattr(monitor, "status", None)
+    name = getattr(monitor, "__name__", repr(monitor))
+    return dict(status() if callable(status) else {}, name=name)
+
+
+def stats(rtm: Any) -> Dict[str, Any]:
+    transports = Counter(conn.info.transport for conn in list(rtm.connections.values()))
+    return {
+        "pid": os.getpid(),
+        "uptime_seconds": round(time.time() - STARTED, 3),
+        "connections": len(rtm.connections),
+        "connections_by_transport": dict(transports),
+        "channels": len(rtm.channels),
+        "messages_in": rtm.counters["messages_in"],
+        "published": rtm.counters["published"],
+        "deliveries": rtm.counters["deliveries"],
+        "hook_errors": rtm.counters["errors"],
+        "broker": rtm.broker.status(),
+        "monitors": [monitor_status(monitor) for monitor in rtm.monitors],
+    }
+
+
+class StatsCollector:
+    """A prometheus_client collector reading the live numbers at each scrape (no global
+    registry: each server registers its own)."""
+
+    def __init__(self, rtm: Any) -> None:
+        self.rtm = rtm
+
+    def collect(self) -> Iterator[Any]:
+        current = stats(self.rtm)
+        by_transport = GaugeMetricFamily("realtimemagic_connections",
+                                         "Open client sessions", labels=["transport"])
+        for transport, count in sorted(current["connections_by_transport"].items()):
+            by_transport.add_metric([transport], count)
+        yield by_transport
+        yield GaugeMetricFamily("realtimemagic_channels", "Channels with local subscribers",
+                                value=current["channels"])
+        for name, help_text in (
+                ("messages_in", "Messages received from clients"),
+                ("published", "Messages published to local subscribers"),
+                ("deliveries", "Messages queued to clients"),
+                ("hook_errors", "Hooks that raised")):
+            yield CounterMetricFamily("realtimemagic_" + name, help_text, value=current[name])
+        broker = current["broker"]
+        yield GaugeMetricFamily("realtimemagic_broker_connected", "1 when the broker is connected",
+                                value=1 if broker.get("state") == "connected" else 0)
+        for name in ("reconnects", "outages", "dropped"):
+            if name in broker:
+                yield CounterMetricFamily("realtimemagic_broker_" + name,
+                                          "Broker " + name.replace("_", " "), value=broker[name])
