@@ -146,8 +146,8 @@ class XhrPollingClient(Client):
                 elif frame.startswith("c"):
                     self.close_code, self.close_reason = json.loads(frame[1:])
                     break
-        except (OSError, http.client.HTTPException):
-            pass
+        except (OSError, http.client.HTTPException, ValueError, AttributeError):
+            pass  # the connection was dropped, by the server or by close() from another thread
         self.inbox.put(CLOSED)
 
     def send_text(self, text: str) -> None:
