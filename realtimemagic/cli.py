@@ -43,11 +43,11 @@ def build_app(target, settings, keywords):
     from .magic import RealTimeMagic
     from .runtime.connection import SockJSHandler
     from .runtime.endpoint import SockJSEndpoint
+    if isinstance(target, type) and issubclass(target, (RealTimeMagic, SockJSHandler)):
+        target = target()
     if isinstance(target, RealTimeMagic):
         target.configure(**keywords)
         return target
-    if isinstance(target, type) and issubclass(target, SockJSHandler):
-        target = target()
     if isinstance(target, SockJSHandler):
         return SockJSEndpoint(target, settings)
     return target

@@ -35,7 +35,8 @@ from .runtime.threads import LoopThread
 log = logging.getLogger("realtimemagic")
 
 RATE_LIMIT_CLOSE = (4029, "Rate limit exceeded")
-MONITOR_BACKOFF = (0.5, 30.0)  # seconds: first and longest wait before restarting a monitor
+MONITOR_BACKOFF = (0.5, 30.0)
+BROKER_START_TIMEOUT = 5.0  # seconds start-up waits for the broker before serving anyway  # seconds: first and longest wait before restarting a monitor
 
 
 class RealTimeMagic(SockJSHandler):
@@ -112,6 +113,10 @@ class RealTimeMagic(SockJSHandler):
         self.loop_thread.bind()
         self.app.startup()
         self.broker.start()
+        connected = getattr(self.broker, "connected", None)
+        if connected is not None and not connected.wait(BROKER_START_TIMEOUT):
+            log.error("broker %s not reachable yet; serving local clients meanwhile",
+                      self.broker.url_for_logs)
         self._monitor_greenlets = [gevent.spawn(self._supervise, monitor)
                                    for monitor in self.monitors]
         if self.settings.api:

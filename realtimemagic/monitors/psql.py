@@ -1,0 +1,148 @@
+"""PostgreSQL LISTEN/NOTIFY monitors (SPEC section 8)::
+
+    from realtimemagic.monitors.psql import PsqlMonitor
+    psql = PsqlMonitor(dsn='dbname=test host=127.0.0.1')
+
+    @psql.monitor('status')                   # LISTEN status
+    def status_changes(notification, pubsub):
+        pubsub.publish('client_channel', json.loads(notification.payload))
+
+    rtm.monitors.append(status_changes)
+
+``notification`` is psycopg2's ``Notify``: ``.channel``, ``.payload`` (text, at most 8000 bytes)
+and ``.pid`` (the sending backend's process id); ``pubsub`` is the RealTimeMagic object.  One
+connection serves all the channels of a PsqlMonitor; it is made cooperative by psycogreen's wait
+callback (``realtimemagic.patch_all()``, which ``rtm-serve`` calls; if no wait callback is set
+when the monitor starts, it installs psycogreen's and says so in the log).  Supervision: see
+:mod:`realtimemagic.monitors.base` and docs/monitors.md.
+"""
+import logging
+import math
+import time
+from typing import Any, Dict, List
+
+import gevent
+import gevent.select
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from .base import TCP_KEEPALIVE_PROBES, ConnectionLost, Monitor, MonitorError, MonitorFunction
+
+log = logging.getLogger("realtimemagic.monitors")
+
+DEFAULT_DSN = "dbname=test host=127.0.0.1"
+APPLICATION_NAME = "realtimemagic-monitor"  # pg_stat_activity.application_name, unless the DSN
+#                                             names one
+NOTIFY_PAYLOAD_LIMIT = 7999  # bytes: PostgreSQL refuses longer NOTIFY payloads (docs/monitors.md)
+
+
+class PsqlMonitor(Monitor):
+    """One LISTEN connection for the channels of its functions.  ``dsn`` is a libpq connection
+    string or URL; ``application_name`` is used when the DSN has none.  The other keywords are
+    the supervision timings of :class:`~realtimemagic.monitors.base.Monitor`."""
+
+    kind = "psql"
+    connection_errors = (psycopg2.Error, ConnectionLost, OSError)
+
+    def __init__(self, dsn: str = DEFAULT_DSN, *, application_name: str = APPLICATION_NAME,
+                 **timings: float) -> None:
+        self.dsn = dsn
+        parameters = psycopg2.extensions.parse_dsn(dsn)
+        super().__init__("psql monitor (%s)" % _without_password(parameters), **timings)
+        self._parameters = dict(self._connection_defaults(application_name), **parameters)
+
+    def monitor(self, channel: str):
+        """Decorator: ``fn(notification, pubsub)`` is called for each NOTIFY on ``channel``.
+        The name is taken as written (quoted in LISTEN): ``NOTIFY status`` reaches
+        ``monitor('status')``, ``pg_notify('Status', ...)`` reaches ``monitor('Status')``."""
+        if not isinstance(channel, str) or not channel:
+            raise ValueError("a PostgreSQL channel is a non-empty string, not %r" % (channel,))
+        return self._decorator(channel)
+
+    def _connection_defaults(self, application_name: str) -> Dict[str, Any]:
+        """libpq parameters that find a dead peer: TCP keepalives after keepalive_interval idle
+        seconds, then TCP_KEEPALIVE_PROBES probes within check_timeout; unacknowledged writes
+        time out after check_timeout (libpq 12 and later)."""
+        defaults = {"application_name": application_name,
+                    "connect_timeout": max(2, math.ceil(self.connect_timeout)),
+                    "keepalives": 1,
+                    "keepalives_idle": max(1, math.ceil(self.keepalive_interval)),
+                    "keepalives_interval": max(1, math.ceil(
+                        self.check_timeout / TCP_KEEPALIVE_PROBES)),
+                    "keepalives_count": TCP_KEEPALIVE_PROBES}
+        if psycopg2.extensions.libpq_version() >= 120000:
+            defaults["tcp_user_timeout"] = math.ceil(self.check_timeout * 1000)  # ms
+        return defaults
+
+    # -- the connection --------------------------------------------------------------------------
+
+    def _open(self) -> Any:
+        _require_wait_callback()
+        connection = psycopg2.connect(**self._parameters)
+        connection.autocommit = True  # LISTEN takes effect at once, not at a COMMIT
+        return connection
+
+    def _subscribe(self, connection: Any, keys: List[str]) -> None:
+        self._execute(connection, "LISTEN", keys)
+
+    def _unsubscribe(self, connection: Any, keys: List[str]) -> None:
+        self._execute(connection, "UNLISTEN", keys)
+
+    @staticmethod
+    def _execute(connection: Any, command: str, channels: List[str]) -> None:
+        statements = sql.SQL("; ").join(
+            sql.SQL(command + " {}").format(sql.Identifier(channel)) for channel in channels)
+        with connection.cursor() as cursor:
+            cursor.execute(statements)
+
+    def _listen(self, connection: Any) -> None:
+        next_check = time.monotonic() + self.keepalive_interval
+        while True:
+            self._sync(connection)
+            while connection.notifies:
+                notification = connection.notifies.pop(0)
+                self._deliver(notification.channel, notification)
+            now = time.monotonic()
+            if now >= next_check:
+                self._check(connection)
+                next_check = time.monotonic() + self.keepalive_interval
+            elif gevent.select.select([connection], [], [], next_check - now)[0]:
+                connection.poll()  # reads the notifications; raises if the connection is lost
+
+    def _check(self, connection: Any) -> None:
+        """``SELECT 1`` answered within check_timeout, or the connection is lost.  (A timeout
+        may stop a read mid-message: the connection is closed then, never used again.)"""
+        with gevent.Timeout(self.check_timeout, ConnectionLost(
+                "no answer to SELECT 1 within %g s" % self.check_timeout)):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+
+    def _close(self, connection: Any) -> None:
+        try:
+            connection.close()
+        except psycopg2.Error as error:
+            log.debug("%s: closing: %s", self.name, error)
+
+
+def _require_wait_callback() -> None:
+    """psycopg2 must wait through gevent, or every query would stop the whole server."""
+    if psycopg2.extensions.get_wait_callback() is not None:
+        return
+    try:
+        from psycogreen.gevent import patch_psycopg
+    except ImportError:
+        raise MonitorError("PsqlMonitor needs psycogreen (pip install psycogreen) to make "
+                           "psycopg2 cooperative") from None
+    patch_psycopg()
+    log.warning("psycopg2 had no wait callback: the PsqlMonitor installed psycogreen's; call "
+                "realtimemagic.patch_all() first thing in your program (rtm-serve does)")
+
+
+def _without_password(parameters: Dict[str, str]) -> str:
+    shown = {name: value for name, value in parameters.items() if name != "password"}
+    return psycopg2.extensions.make_dsn(**shown) if shown else "libpq defaults"
+
+
+__all__ = ["PsqlMonitor", "MonitorFunction", "DEFAULT_DSN", "APPLICATION_NAME",
+           "NOTIFY_PAYLOAD_LIMIT"]
