@@ -10,10 +10,13 @@ install:
 serve:
 	$(PYTHON) -m realtimemagic.cli --port $(PORT)
 
-test: test-python
+test: test-python test-js
 
 test-python:
 	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+test-js:
+	node --test client/test/*.test.js client/test/*.test.mjs
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

@@ -87,6 +87,16 @@ class Settings:
         False, "JSESSIONID cookie for load balancers that stick sessions by cookie.")
     sockjs_url: str = setting(
         DEFAULT_SOCKJS_URL, "sockjs-client script that /iframe.html loads.")
+    max_connections: int = setting(
+        10000, "Sessions one process serves at once; past it new ones are refused with 503 "
+        "\"Too many connections\" (the existing ones live on).", "sessions")
+    allowed_origins: str = setting(
+        "*", "Origins (scheme://host[:port], comma-separated) whose pages may connect, checked "
+        "on the WebSocket handshake and on every CORS request; * allows any. Requests without "
+        "an Origin (not from a browser) are always allowed.")
+    shutdown_timeout: float = setting(
+        5.0, "On SIGTERM/SIGINT, time given to requests and hooks to finish after every session "
+        "was sent 1001 \"Server shutting down\".", "s")
     api: bool = setting(True, "Serve the internal API (publish, stats, metrics, health).")
     api_host: str = setting("127.0.0.1", "Interface of the internal API's listener.")
     api_port: int = setting(
@@ -112,7 +122,8 @@ class Settings:
                 raise ConfigError("%s must be positive" % name)
         for name in ("response_limit", "max_message_size", "max_frame_size",
                      "outbox_max_frames", "outbox_max_bytes", "max_subscriptions",
-                     "hook_pool_size", "max_pending_messages", "broker_queue_size"):
+                     "hook_pool_size", "max_pending_messages", "broker_queue_size",
+                     "max_connections"):
             if getattr(self, name) < 1:
                 raise ConfigError("%s must be at least 1" % name)
 
@@ -120,6 +131,12 @@ class Settings:
     def tick(self) -> float:
         """Seconds between two sweeps."""
         return min(self.sweep_interval, self.heartbeat_interval / 4, self.disconnect_delay / 4)
+
+    @property
+    def origins(self) -> Optional[frozenset]:
+        """The allowed origins, or None when any is."""
+        names = [name.strip().rstrip("/") for name in self.allowed_origins.split(",")]
+        return None if "*" in names else frozenset(name for name in names if name)
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)

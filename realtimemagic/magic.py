@@ -123,7 +123,10 @@ class RealTimeMagic(SockJSHandler):
             from .runtime.server import start_api
             self.api_server = start_api(self, reuse_port=shared_listeners)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 0.0) -> None:
+        """Stop the background work; running hooks get up to ``timeout`` seconds to finish."""
+        if self._pool is not None and not self._pool.join(timeout=timeout):
+            log.warning("%d hooks still running at shutdown", len(self._pool))
         if self.api_server is not None:
             self.api_server.stop(timeout=1)
             self.api_server = None
@@ -140,7 +143,8 @@ class RealTimeMagic(SockJSHandler):
     def start(self) -> None:
         """Serve until SIGINT or SIGTERM (the seed's ``rtm.start()``)."""
         from .runtime.server import Server
-        Server(self, self.settings.host, self.settings.port).serve_forever()
+        Server(self, self.settings.host, self.settings.port,
+               self.settings.shutdown_timeout).serve_forever()
 
     def _supervise(self, monitor: Callable) -> None:
         """Run a monitor forever: one that raises or returns is logged and restarted, with

@@ -1,9 +1,11 @@
 """What a running server reports: one dict for /api/stats, the same numbers for /metrics."""
+import gc
 import os
 import time
 from collections import Counter
 from typing import Any, Dict, Iterator
 
+import greenlet
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 STARTED = time.time()
@@ -15,12 +17,23 @@ def monitor_status(monitor: Any) -> Dict[str, Any]:
     return dict(status() if callable(status) else {}, name=name)
 
 
+def process_figures() -> Dict[str, Any]:
+    """Greenlets alive and file descriptors open: what a leak would show."""
+    greenlets = sum(1 for item in gc.get_objects() if isinstance(item, greenlet.greenlet))
+    try:
+        descriptors = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        descriptors = None
+    return {"greenlets": greenlets, "open_fds": descriptors}
+
+
 def stats(rtm: Any) -> Dict[str, Any]:
     transports = Counter(conn.info.transport for conn in list(rtm.connections.values()))
     return {
         "pid": os.getpid(),
         "uptime_seconds": round(time.time() - STARTED, 3),
         "connections": len(rtm.connections),
+        "sessions": sum(len(endpoint.sessions) for endpoint in rtm.app.endpoints),
         "connections_by_transport": dict(transports),
         "channels": len(rtm.channels),
         "messages_in": rtm.counters["messages_in"],
@@ -29,6 +42,7 @@ def stats(rtm: Any) -> Dict[str, Any]:
         "hook_errors": rtm.counters["errors"],
         "broker": rtm.broker.status(),
         "monitors": [monitor_status(monitor) for monitor in rtm.monitors],
+        "process": process_figures(),
     }
 
 

@@ -24,6 +24,7 @@ from .connection import ConnectionInfo, SockJSConnection, SockJSHandler
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "404 Error: Page not found\n"
+TOO_MANY = "Too many connections: this server is at max_connections.\n"
 # Request headers worth keeping in ConnectionInfo (sockjs-node keeps the same kind).
 _INFO_HEADERS = ("referer", "x-client-ip", "x-forwarded-for", "x-forwarded-host",
                  "x-forwarded-port", "x-cluster-client-ip", "via", "x-real-ip",
@@ -67,7 +68,7 @@ class SockJSEndpoint:
         if self._sweeper is None or self._sweeper.dead:
             self._sweeper = gevent.spawn(self._sweep_forever)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 0.0) -> None:
         if self._sweeper is not None:
             self._sweeper.kill()
             self._sweeper = None
@@ -123,6 +124,8 @@ class SockJSEndpoint:
             return respond(start_response, 404, [TEXT_PLAIN], NOT_FOUND)
         if request.method not in allowed(route):
             return respond(start_response, 405, [("Allow", ", ".join(allowed(route)))])
+        if not self._origin_allowed(request):
+            return respond(start_response, 403, [TEXT_PLAIN], "Origin not allowed.\n")
         try:
             return self._dispatch(route, request, start_response)
         except MessageTooLarge as error:
@@ -130,6 +133,14 @@ class SockJSEndpoint:
         except BadRequest as error:
             # SockJS answers malformed requests with 500 and the reason (as sockjs-node does).
             return respond(start_response, 500, [TEXT_PLAIN], str(error))
+
+    def _origin_allowed(self, request: Request) -> bool:
+        allowed_origins = self.settings.origins
+        origin = request.header("Origin")
+        return allowed_origins is None or origin is None or origin.rstrip("/") in allowed_origins
+
+    def _full(self) -> bool:
+        return len(self.sessions) >= self.settings.max_connections
 
     def _dispatch(self, route: Route, request: Request, start_response) -> Iterable[bytes]:
         resource = route.resource
@@ -177,7 +188,11 @@ class SockJSEndpoint:
         set_nodelay(request.environ)
         receiver = Receiver(client_socket(request.environ))
         now = self.clock()
-        session = self.sessions.get_or_create(route.session_id, now)
+        session = self.sessions.get(route.session_id)
+        if session is None:
+            if self._full():
+                return respond(start_response, 503, [TEXT_PLAIN], TOO_MANY)
+            session = self.sessions.create(route.session_id, now)
         previous = session.receiver
         if previous is not None and previous.client_gone():
             session.detach(previous, now, interrupted=True)
@@ -199,6 +214,8 @@ class SockJSEndpoint:
         error = websocket.handshake_error(request)
         if error is not None:
             return respond(start_response, 400, [TEXT_PLAIN], error)
+        if self._full():
+            return respond(start_response, 503, [TEXT_PLAIN], TOO_MANY)
         sock = client_socket(request.environ)
         if sock is None:
             return respond(start_response, 500, [TEXT_PLAIN],

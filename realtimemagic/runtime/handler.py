@@ -22,6 +22,31 @@ class SocketExposingMixin:
 
 
 class Handler(SocketExposingMixin, pywsgi.WSGIHandler):
+    """rtm-serve's handler.  It tells the server when its connection is idle (a keep-alive
+    connection waiting for its next request), so that a stopping server can close those at once
+    instead of waiting for the shutdown timeout."""
+
+    idle = False
+
+    def __init__(self, sock, address, server, rfile=None):
+        super().__init__(sock, address, server, rfile)
+        handlers = getattr(server, "handlers", None)
+        if handlers is not None:
+            handlers.add(self)
+
+    def read_requestline(self):
+        self.idle = True
+        try:
+            return super().read_requestline()
+        finally:
+            self.idle = False
+
+    def close_if_idle(self) -> None:
+        if self.idle:
+            try:
+                self.socket.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                pass
 
     def log_request(self):
         # Long-polling and streaming requests would flood the access log; log at debug level

@@ -28,9 +28,9 @@ class Router:
         for endpoint in self.endpoints:
             endpoint.startup()
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 0.0) -> None:
         for endpoint in self.endpoints:
-            endpoint.shutdown()
+            endpoint.shutdown(timeout)
 
     def close_all(self, code: int, reason: str) -> None:
         for endpoint in self.endpoints:

@@ -1,13 +1,17 @@
 """The server lifecycle on gevent's pywsgi: ``start``, ``serve_forever``, ``stop(timeout)``."""
 import errno
 import logging
+import os
 import signal
 import socket
+import time
+import weakref
 from typing import Any, Callable, Optional, Tuple
 
 import gevent
 from gevent import pywsgi
 from gevent.event import Event
+from gevent.pool import Pool
 
 from .handler import Handler
 
@@ -23,11 +27,17 @@ class Server:
     called at the matching moments.
     """
 
-    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 9000) -> None:
+    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 9000,
+                 shutdown_timeout: float = 5.0) -> None:
         self.app = app
+        self.shutdown_timeout = shutdown_timeout
+        # A pool (unbounded: max_connections is the limit), so that stop() can wait for the
+        # connections to finish.
         self.wsgi = pywsgi.WSGIServer((host, port), app, handler_class=Handler, log=None,
-                                      error_log=logging.getLogger("realtimemagic.wsgi"))
+                                      error_log=logging.getLogger("realtimemagic.wsgi"),
+                                      spawn=Pool())
         self.wsgi.access_log = logging.getLogger("realtimemagic.access")
+        self.wsgi.handlers = weakref.WeakSet()
         self._stopped = Event()
 
     @property
@@ -55,21 +65,33 @@ class Server:
         self._stopped.wait()
 
     def _on_signal(self) -> None:
-        if self._stopped.is_set() or getattr(self, "_stopping", False):
+        if self._stopping:
             log.warning("second signal: exiting now")
-            raise SystemExit(1)
+            os._exit(1)
+        log.info("stopping (a second signal exits at once)")
         self._stopping = True
         gevent.spawn(self.stop)
 
-    def stop(self, timeout: Optional[float] = 5.0) -> None:
-        """Stop accepting, send every session a close frame, give requests ``timeout`` seconds
-        to finish, then close what is left."""
+    _stopping = False
+
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Stop accepting, send every session a close frame (1001 "Server shutting down"), give
+        requests and hooks ``timeout`` seconds (default: ``shutdown_timeout``) to finish, then
+        close what is left."""
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         self.wsgi.stop_accepting()
         if hasattr(self.app, "close_all"):
             self.app.close_all(*SHUTDOWN)
-        self.wsgi.stop(timeout=timeout)
+        pool = self.wsgi.pool
+        while len(pool) and time.monotonic() < deadline:
+            # Requests that delivered their close frame leave keep-alive connections behind.
+            for handler in list(self.wsgi.handlers):
+                handler.close_if_idle()
+            pool.join(timeout=0.1)
+        self.wsgi.stop(timeout=max(0.0, deadline - time.monotonic()))
         if hasattr(self.app, "shutdown"):
-            self.app.shutdown()
+            self.app.shutdown(max(0.0, deadline - time.monotonic()))
         self._stopped.set()
 
 

@@ -36,10 +36,6 @@ class SessionRegistry:
         self._sessions[key] = session
         return session
 
-    def get_or_create(self, key: str, now: float) -> Session:
-        session = self._sessions.get(key)
-        return session if session is not None else self.create(key, now)
-
     def end(self, session: Session) -> None:
         """Expire ``session`` now and forget it."""
         session.expire()

@@ -1,0 +1,1 @@
+../realtimemagic/static/realtimemagic.js
