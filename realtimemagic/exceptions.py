@@ -11,6 +11,8 @@
     |   +-- IllegalTransition       the session state machine refused a move (a bug of ours)
     |   +-- OutboxFull              a slow client's outbox is full; the session is closed
     +-- HookError                   an application hook raised (ours, logged with traceback)
+    +-- MonitorError                a monitor cannot run as configured
+        +-- ConnectionLost          a monitor's connection stopped answering in time
 
 Peer errors carry the answer the client gets; hook errors never reach the client's eyes
 beyond an ``internal`` error code.
@@ -68,3 +70,12 @@ class OutboxFull(SessionError):
 
 class HookError(RealTimeMagicError):
     """An application hook raised; the original exception is ``__cause__``."""
+
+
+class MonitorError(RealTimeMagicError):
+    """A monitor cannot run as configured (a RedisMonitor without monkey-patching)."""
+
+
+class ConnectionLost(MonitorError):
+    """A monitor's connection stopped answering in time (the other losses are the client
+    library's own errors)."""

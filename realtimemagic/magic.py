@@ -35,8 +35,8 @@ from .runtime.threads import LoopThread
 log = logging.getLogger("realtimemagic")
 
 RATE_LIMIT_CLOSE = (4029, "Rate limit exceeded")
-MONITOR_BACKOFF = (0.5, 30.0)
-BROKER_START_TIMEOUT = 5.0  # seconds start-up waits for the broker before serving anyway  # seconds: first and longest wait before restarting a monitor
+MONITOR_BACKOFF = (0.5, 30.0)  # seconds: first and longest wait before restarting a monitor
+BROKER_START_TIMEOUT = 5.0  # seconds start-up waits for the broker before serving anyway
 
 
 class RealTimeMagic(SockJSHandler):
@@ -173,6 +173,21 @@ class RealTimeMagic(SockJSHandler):
             raise ValueError(problem)
         self.loop_thread.call(self.broker.publish, channel, message)
 
+    def publish_local(self, channel: str, message: Any) -> None:
+        """Publish to this process's subscribers only, not through the broker: for what every
+        process sees anyway (a NOTIFY, a Redis pub/sub message), so that each client gets it
+        once however many processes there are."""
+        problem = protocol.channel_error(channel)
+        if problem:
+            raise ValueError(problem)
+        self.loop_thread.call(self._deliver, channel, message)
+
+    @property
+    def local(self) -> "LocalPublisher":
+        """This object, with ``publish`` meaning :meth:`publish_local` (what monitor functions
+        get as ``pubsub``)."""
+        return LocalPublisher(self)
+
     def publish_from(self, conn: Connection, channel: str, message: Any) -> None:
         """A client's publish, after its authenticators: through the push traps, then out."""
         for trap in self.push_traps:
@@ -294,6 +309,19 @@ class RealTimeMagic(SockJSHandler):
 
 
 _RAISED = object()  # what _call_hook returns for a hook that raised
+
+
+class LocalPublisher:
+    """A RealTimeMagic whose ``publish`` reaches this process's subscribers only."""
+
+    def __init__(self, rtm: RealTimeMagic) -> None:
+        self._rtm = rtm
+
+    def publish(self, channel: str, message: Any) -> None:
+        self._rtm.publish_local(channel, message)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rtm, name)
 
 
 def _too_large(text: str, limit: int) -> bool:

@@ -3,7 +3,7 @@ import gc
 import os
 import time
 from collections import Counter
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import greenlet
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -27,6 +27,14 @@ def process_figures() -> Dict[str, Any]:
     return {"greenlets": greenlets, "open_fds": descriptors}
 
 
+def monitors(rtm: Any) -> List[Dict[str, Any]]:
+    """One status per monitor object (several functions may share one), then the plain
+    monitor functions."""
+    from .monitors import MonitorFunction, monitor_status as by_object
+    return by_object(rtm) + [monitor_status(monitor) for monitor in rtm.monitors
+                             if not isinstance(monitor, MonitorFunction)]
+
+
 def stats(rtm: Any) -> Dict[str, Any]:
     transports = Counter(conn.info.transport for conn in list(rtm.connections.values()))
     return {
@@ -41,7 +49,7 @@ def stats(rtm: Any) -> Dict[str, Any]:
         "deliveries": rtm.counters["deliveries"],
         "hook_errors": rtm.counters["errors"],
         "broker": rtm.broker.status(),
-        "monitors": [monitor_status(monitor) for monitor in rtm.monitors],
+        "monitors": monitors(rtm),
         "process": process_figures(),
     }
 

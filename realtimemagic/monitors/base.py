@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Set,
 import gevent
 from gevent.lock import Semaphore
 
-from ..exceptions import ConfigError, RealTimeMagicError
+from ..exceptions import ConfigError, ConnectionLost, MonitorError  # noqa: F401 (re-exported)
 
 log = logging.getLogger("realtimemagic.monitors")
 
@@ -48,15 +48,6 @@ CONNECTING = "connecting"      # opening the first connection
 LISTENING = "listening"        # connected and subscribed
 RECONNECTING = "reconnecting"  # the connection was lost or could not be opened: retrying
 STOPPED = "stopped"            # every function of the monitor has stopped
-
-
-class MonitorError(RealTimeMagicError):
-    """A monitor cannot run as configured."""
-
-
-class ConnectionLost(MonitorError):
-    """A monitor's connection stopped answering in time (the other losses are the client
-    library's own errors)."""
 
 
 class Backoff:
@@ -93,8 +84,17 @@ class MonitorFunction:
 
     def __call__(self, *args: Any) -> Any:
         if len(args) == 1:
-            return self.monitor.run(self, args[0])
+            # Every process runs its monitors and sees every notification: what a function
+            # publishes through its ``pubsub`` goes to this process's clients only, so that
+            # each client gets it once however many processes share the broker.
+            rtm = args[0]
+            return self.monitor.run(self, getattr(rtm, "local", rtm))
         return self.function(*args)
+
+    def status(self) -> Dict[str, Any]:
+        """The status of its monitor object (see :meth:`Monitor.status`), with ``function``:
+        this function's name."""
+        return dict(self.monitor.status(), function=self.__name__)
 
     def __repr__(self) -> str:
         return "<%s %r on %s>" % (type(self).__name__, self.key, self.monitor.name)
@@ -112,7 +112,7 @@ class Monitor:
     #: The exceptions that mean "the connection is lost" (subclasses add their library's).
     connection_errors: Tuple[type, ...] = (ConnectionLost, OSError)
 
-    def __init__(self, name: str, *, keepalive_interval: float = KEEPALIVE_INTERVAL,
+    def __init__(self, target: str, *, keepalive_interval: float = KEEPALIVE_INTERVAL,
                  check_timeout: float = CHECK_TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT,
                  backoff_initial: float = BACKOFF_INITIAL,
                  backoff_max: float = BACKOFF_MAX) -> None:
@@ -122,12 +122,13 @@ class Monitor:
                                ("backoff_initial", backoff_initial),
                                ("backoff_max", backoff_max)):
             if not value > 0:
-                raise ConfigError("%s: %s must be a positive number of seconds, not %r"
-                                  % (name, keyword, value))
+                raise ConfigError("%s monitor: %s must be a positive number of seconds, not "
+                                  "%r" % (self.kind, keyword, value))
         if backoff_max < backoff_initial:
-            raise ConfigError("%s: backoff_max (%r) is shorter than backoff_initial (%r)"
-                              % (name, backoff_max, backoff_initial))
-        self.name = name
+            raise ConfigError("%s monitor: backoff_max (%r) is shorter than backoff_initial "
+                              "(%r)" % (self.kind, backoff_max, backoff_initial))
+        self.target = target  # what it connects to, for people: no password
+        self.name = "%s monitor (%s)" % (self.kind, target)
         self.keepalive_interval = keepalive_interval
         self.check_timeout = check_timeout
         self.connect_timeout = connect_timeout
@@ -297,13 +298,14 @@ class Monitor:
         self._set_state(RECONNECTING)
 
     def status(self) -> Dict[str, Any]:
-        """The monitor's state as a JSON-ready dict: ``state`` (idle, connecting, listening,
+        """The monitor's state as a JSON-ready dict: ``monitor`` (its kind: psql, redis),
+        ``target`` (the DSN or URL, without password), ``state`` (idle, connecting, listening,
         reconnecting, stopped) and since when (``since``, Unix time), what it listens to,
         counters (``connections`` opened, ``reconnects`` after a loss, ``failed_attempts`` in a
         row, ``notifications`` received, ``handler_errors``), ``last_error`` (connection) and
         ``last_handler_error`` (None: none yet), ``last_outage`` (seconds from the last loss
         to listening again) and ``next_attempt_in`` (seconds, while waiting to reconnect)."""
-        result = {"monitor": self.kind, "name": self.name, "state": self._state,
+        result = {"monitor": self.kind, "target": self.target, "state": self._state,
                   "since": self._state_since,
                   "functions": sorted({function.__name__ for function, _ in self._running}),
                   "last_error": self._last_error, "last_error_at": self._last_error_at,

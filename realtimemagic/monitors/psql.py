@@ -19,7 +19,7 @@ when the monitor starts, it installs psycogreen's and says so in the log).  Supe
 import logging
 import math
 import time
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import gevent
 import gevent.select
@@ -32,8 +32,8 @@ from .base import TCP_KEEPALIVE_PROBES, ConnectionLost, Monitor, MonitorError, M
 log = logging.getLogger("realtimemagic.monitors")
 
 DEFAULT_DSN = "dbname=test host=127.0.0.1"
-APPLICATION_NAME = "realtimemagic-monitor"  # pg_stat_activity.application_name, unless the DSN
-#                                             names one
+# pg_stat_activity.application_name of the monitor's session, unless the DSN names one.
+APPLICATION_NAME = "realtimemagic-monitor"
 NOTIFY_PAYLOAD_LIMIT = 7999  # bytes: PostgreSQL refuses longer NOTIFY payloads (docs/monitors.md)
 
 
@@ -49,10 +49,10 @@ class PsqlMonitor(Monitor):
                  **timings: float) -> None:
         self.dsn = dsn
         parameters = psycopg2.extensions.parse_dsn(dsn)
-        super().__init__("psql monitor (%s)" % _without_password(parameters), **timings)
+        super().__init__(_without_password(parameters), **timings)
         self._parameters = dict(self._connection_defaults(application_name), **parameters)
 
-    def monitor(self, channel: str):
+    def monitor(self, channel: str) -> Callable[[Callable], MonitorFunction]:
         """Decorator: ``fn(notification, pubsub)`` is called for each NOTIFY on ``channel``.
         The name is taken as written (quoted in LISTEN): ``NOTIFY status`` reaches
         ``monitor('status')``, ``pg_notify('Status', ...)`` reaches ``monitor('Status')``."""

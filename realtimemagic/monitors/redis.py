@@ -24,7 +24,7 @@ it.  redis-py's own reconnection is turned off: the monitor reconnects, with the
 import logging
 import socket
 import time
-from typing import Any, Dict, Hashable, Iterable, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, Hashable, Iterable, List, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -62,15 +62,15 @@ class RedisMonitor(Monitor):
     def __init__(self, url: str = DEFAULT_URL, *, client_name: str = CLIENT_NAME,
                  **timings: float) -> None:
         self.url = url
-        super().__init__("redis monitor (%s)" % _without_password(url), **timings)
+        super().__init__(_without_password(url), **timings)
         self.client_name = client_name
         self._client: Optional[redis.Redis] = None
 
-    def monitor(self, channel: str):
+    def monitor(self, channel: str) -> Callable[[Callable], MonitorFunction]:
         """Decorator: ``fn(message, pubsub)`` is called for each message on ``channel``."""
         return self._decorator((CHANNEL, _name(channel, "channel")))
 
-    def pattern(self, pattern: str):
+    def pattern(self, pattern: str) -> Callable[[Callable], MonitorFunction]:
         """Decorator: ``fn(message, pubsub)`` is called for each message on a channel matching
         the glob-style ``pattern`` (``message.pattern`` says which)."""
         return self._decorator((PATTERN, _name(pattern, "pattern")))
@@ -160,7 +160,7 @@ def _name(name: str, what: str) -> str:
     return name
 
 
-def _split(keys: Iterable[Hashable]):
+def _split(keys: Iterable[Hashable]) -> Tuple[List[str], List[str]]:
     keys = list(keys)
     return ([name for kind, name in keys if kind == CHANNEL],
             [name for kind, name in keys if kind == PATTERN])
