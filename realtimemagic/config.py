@@ -87,6 +87,9 @@ class Settings:
         False, "JSESSIONID cookie for load balancers that stick sessions by cookie.")
     sockjs_url: str = setting(
         DEFAULT_SOCKJS_URL, "sockjs-client script that /iframe.html loads.")
+    namespaces: str = setting(
+        "{}", "Per-namespace history and presence, as JSON: {\"chat\": {\"history_size\": 100, "
+        "\"history_ttl\": 300, \"presence\": true, \"join_leave\": true}} (docs/history.md).")
     max_connections: int = setting(
         10000, "Sessions one process serves at once; past it new ones are refused with 503 "
         "\"Too many connections\" (the existing ones live on).", "sessions")

@@ -19,12 +19,13 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from . import brokers, config
-from .exceptions import ProtocolError
-from .pubsub import protocol
+from .exceptions import ConfigError, ProtocolError
+from .pubsub import namespaces, protocol
 from .pubsub.channels import ChannelRegistry
 from .pubsub.connection import Connection
 from .pubsub.handler import pubsub_receiver
 from .pubsub.lane import Lane
+from .pubsub.namespaces import NamespaceOptions
 from .pubsub.ratelimit import TokenBucket
 from .runtime.connection import SockJSConnection, SockJSHandler
 from .runtime.endpoint import SockJSEndpoint
@@ -37,6 +38,7 @@ log = logging.getLogger("realtimemagic")
 RATE_LIMIT_CLOSE = (4029, "Rate limit exceeded")
 MONITOR_BACKOFF = (0.5, 30.0)  # seconds: first and longest wait before restarting a monitor
 BROKER_START_TIMEOUT = 5.0  # seconds start-up waits for the broker before serving anyway
+MAINTENANCE_INTERVAL = 10.0  # seconds between two rounds of upkeep (expired histories)
 
 
 class RealTimeMagic(SockJSHandler):
@@ -59,6 +61,8 @@ class RealTimeMagic(SockJSHandler):
         self.monitors: List[Callable] = []
         self.channels = ChannelRegistry(on_first=self._first_subscriber,
                                         on_last=self._last_subscriber)
+        #: namespace -> NamespaceOptions (history, presence); see namespace().
+        self.namespaces: Dict[str, NamespaceOptions] = namespaces.parse(self.settings.namespaces)
         #: Counters since start, for /api/stats and /metrics.
         self.counters = {"messages_in": 0, "published": 0, "deliveries": 0, "errors": 0}
         self.broker = brokers.from_url(self.settings.broker, self._deliver, self.settings)
@@ -76,6 +80,8 @@ class RealTimeMagic(SockJSHandler):
             raise RuntimeError("configure() must come before the server starts")
         self.settings = self.settings.replace(**keywords)
         self.broker = brokers.from_url(self.settings.broker, self._deliver, self.settings)
+        if "namespaces" in keywords:
+            self.namespaces.update(namespaces.parse(self.settings.namespaces))
 
     # -- serving -------------------------------------------------------------------------
 
@@ -111,6 +117,7 @@ class RealTimeMagic(SockJSHandler):
             return
         self._started = True
         self.loop_thread.bind()
+        self._check_namespaces()
         self.app.startup()
         self.broker.start()
         connected = getattr(self.broker, "connected", None)
@@ -119,6 +126,7 @@ class RealTimeMagic(SockJSHandler):
                       self.broker.url_for_logs)
         self._monitor_greenlets = [gevent.spawn(self._supervise, monitor)
                                    for monitor in self.monitors]
+        self._monitor_greenlets.append(gevent.spawn(self._maintain_forever))
         if self.settings.api:
             from .runtime.server import start_api
             self.api_server = start_api(self, reuse_port=shared_listeners)
@@ -163,6 +171,57 @@ class RealTimeMagic(SockJSHandler):
             gevent.sleep(delay)
             delay = min(delay * 2, MONITOR_BACKOFF[1])
 
+    # -- namespaces: history and presence ---------------------------------------------------
+
+    def namespace(self, name: str, **options: Any) -> NamespaceOptions:
+        """Switch on history or presence for channels ``name:...`` (``default``: channels
+        without a namespace): ``history_size``, ``history_ttl``, ``presence``, ``join_leave``."""
+        self.namespaces[name] = namespaces.build(options)
+        return self.namespaces[name]
+
+    def options_for(self, channel: str) -> NamespaceOptions:
+        return namespaces.lookup(self.namespaces, channel)
+
+    def _check_namespaces(self) -> None:
+        wanted = [name for name, options in self.namespaces.items()
+                  if options.history or options.presence]
+        if wanted and not getattr(self.broker, "keeps_history", False):
+            raise ConfigError("namespaces %s want history or presence, which the broker %s does "
+                              "not keep: use memory:// or redis://" % (
+                                  ", ".join(sorted(wanted)), self.broker.url_for_logs))
+
+    def joined(self, conn: Connection, channel: str) -> None:
+        """``conn`` subscribed to ``channel``: presence and the join event."""
+        options = self.options_for(channel)
+        if options.presence:
+            self.broker.presence_add(channel, conn.session_id, conn.presence_info)
+            if options.join_leave:
+                self.broker.publish_event(channel, "join", conn.presence_info)
+
+    def left(self, conn: Connection, channel: str) -> None:
+        """``conn`` left ``channel``.  Done in a greenlet of its own: this may be called where
+        nothing may wait (a slow client closed by a publish)."""
+        options = self.options_for(channel)
+        if options.presence:
+            gevent.spawn(self._leave, channel, conn.session_id, conn.presence_info,
+                         options.join_leave)
+
+    def _leave(self, channel: str, key: str, info: Any, announce: bool) -> None:
+        try:
+            self.broker.presence_remove(channel, key)
+        except Exception:
+            log.exception("presence: removing %s from %s failed", key, channel)
+        if announce:
+            self.broker.publish_event(channel, "leave", info)
+
+    def _maintain_forever(self) -> None:
+        while True:
+            gevent.sleep(MAINTENANCE_INTERVAL)
+            try:
+                self.broker.maintain(lambda channel: self.options_for(channel).history_ttl)
+            except Exception:
+                log.exception("maintenance failed")
+
     # -- publishing ------------------------------------------------------------------------
 
     def publish(self, channel: str, message: Any) -> None:
@@ -171,7 +230,9 @@ class RealTimeMagic(SockJSHandler):
         problem = protocol.channel_error(channel)
         if problem:
             raise ValueError(problem)
-        self.loop_thread.call(self.broker.publish, channel, message)
+        options = self.options_for(channel)
+        self.loop_thread.call(self.broker.publish, channel, message,
+                              options if options.history else None)
 
     def publish_local(self, channel: str, message: Any) -> None:
         """Publish to this process's subscribers only, not through the broker: for what every
@@ -201,9 +262,11 @@ class RealTimeMagic(SockJSHandler):
                     raise ValueError("push trap %r replaced the channel: %s" % (trap, problem))
         self.publish(channel, message)
 
-    def _deliver(self, channel: str, message: Any) -> int:
-        """A message for this process's subscribers (from here or from the broker)."""
-        reached = self.channels.publish(channel, message)
+    def _deliver(self, channel: str, message: Any, action: str = "message",
+                 extra: Optional[Dict[str, Any]] = None) -> int:
+        """A message (or a join/leave event) for this process's subscribers, from here or from
+        the broker; ``extra``: its offset and epoch on a history channel."""
+        reached = self.channels.publish(channel, message, action, extra)
         self.counters["published"] += 1
         self.counters["deliveries"] += reached
         return reached

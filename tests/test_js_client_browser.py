@@ -224,10 +224,11 @@ def test_seed_snippet_gets_its_own_message(browser, static_server, pubsub_server
         assert not any("/pubsub/info" in url for url in recorder.requests), recorder
     if variant == "module":
         assert imported == {"same": True, "version": "1.0.0"}, imported
-    # What went over the wire, in order: onopen's subscribe, then the queued publish.
+    # What went over the wire, in order: onopen's subscribe (with the client's own id, so that
+    # its reply brings the channel's position: docs/history.md), then the queued publish.
     messages = sent_messages(recorder.websockets[0]["sent"])
     assert messages == [
-        {"action": "subscribe", "payload": {"channel": "the_channel"}},
+        {"action": "subscribe", "payload": {"channel": "the_channel"}, "id": "rtm.1"},
         {"action": "publish", "payload": {"channel": "the_channel",
                                           "message": "I'm new to this channel"}},
     ], messages
@@ -371,12 +372,15 @@ def test_reconnects_after_a_server_restart(browser, static_server, tmp_path, var
         assert transport[1] == "websocket", transport
     assert stop_seconds < 8 and reconnect_seconds < 5, (stop_seconds, reconnect_seconds)
 
-    # Exactly one subscribe on each connection, first; the probe after it.
+    # Exactly one subscribe on each connection, first, with the client's own id (rtm.1, then
+    # rtm.2) and no "since" (no history on this server: no position); the probe after it.
     connections = [sent_messages(ws["sent"]) for ws in recorder.websockets if ws["sent"]]
-    subscribe = {"action": "subscribe", "payload": {"channel": "restart_channel"}}
     assert len(connections) == 2, recorder
-    for messages in connections:
-        assert messages[0] == subscribe and messages.count(subscribe) == 1, messages
+    for number, messages in enumerate(connections, 1):
+        subscribe = {"action": "subscribe", "payload": {"channel": "restart_channel"},
+                     "id": "rtm.%d" % number}
+        subscribes = [m for m in messages if m.get("action") == "subscribe"]
+        assert messages[0] == subscribe and subscribes == [subscribe], messages
         assert messages[1]["action"] == "publish", messages
 
 

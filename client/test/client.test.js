@@ -15,7 +15,9 @@ function plainClient(options = {}) {
   return { client, WebSocket, socket: WebSocket.last() };
 }
 
-const subscribe = (channel) => ({ action: 'subscribe', payload: { channel } });
+// Every subscribe carries an id of the client's own ('rtm.1', 'rtm.2'... per client), so that its
+// reply (with the channel's position) comes back: see recovery.test.js.
+const subscribe = (channel, id) => ({ action: 'subscribe', payload: { channel }, id });
 const unsubscribe = (channel) => ({ action: 'unsubscribe', payload: { channel } });
 const publish = (channel, message) => ({ action: 'publish', payload: { channel, message } });
 const delivery = (channel, message) => ({ action: 'message', payload: { channel, message } });
@@ -54,7 +56,7 @@ test('the seed: a publish right after new reaches the subscribe made in onopen',
   socket.open();
   // Ordering rule: restored subscriptions, then onopen's calls, then the queued calls.
   assert.deepEqual(socket.messages, [
-    subscribe('the_channel'), publish('the_channel', "I'm new to this channel"),
+    subscribe('the_channel', 'rtm.1'), publish('the_channel', "I'm new to this channel"),
   ]);
   socket.receive(delivery('the_channel', "I'm new to this channel"));
   assert.deepEqual(received, ["I'm new to this channel"]);
@@ -67,7 +69,8 @@ test('subscriptions made before open go first, each once', () => {
   client.subscribe('y');
   client.subscribe('x');  // again: no second request
   socket.open();
-  assert.deepEqual(socket.messages, [subscribe('x'), subscribe('y'), publish('x', 'queued first')]);
+  assert.deepEqual(socket.messages, [subscribe('x', 'rtm.1'), subscribe('y', 'rtm.2'),
+                                     publish('x', 'queued first')]);
   client.subscribe('y');
   assert.equal(socket.sent.length, 3, 'subscribing again while open sends nothing');
 });
@@ -106,7 +109,7 @@ test('a callback that throws does not stop the others (reported asynchronously)'
   client.onopen = () => { throw new Error('onopen boom'); };
   client.publish('c', 'queued');
   socket.open();
-  assert.deepEqual(socket.messages, [subscribe('c'), publish('c', 'queued')],
+  assert.deepEqual(socket.messages, [subscribe('c', 'rtm.1'), publish('c', 'queued')],
                    'the queue is flushed even though onopen threw');
   socket.receive(delivery('c', 1));
   assert.deepEqual(seen, [1]);
@@ -218,7 +221,8 @@ test('resubscribes every channel after a reconnect, without duplicates', (t) => 
   client.subscribe('b', () => {});
   client.publish('a', 'first');
   socket.open();
-  assert.deepEqual(socket.messages, [subscribe('a'), subscribe('b'), publish('a', 'first')]);
+  assert.deepEqual(socket.messages, [subscribe('a', 'rtm.1'), subscribe('b', 'rtm.2'),
+                                     publish('a', 'first')]);
   socket.drop();
   // While disconnected: subscribe c (and c again), unsubscribe b, publish.
   client.subscribe('c');
@@ -230,13 +234,14 @@ test('resubscribes every channel after a reconnect, without duplicates', (t) => 
   assert.notEqual(second, socket);
   assert.deepEqual(second.sent, [], 'nothing before open');
   second.open();
-  assert.deepEqual(second.messages, [subscribe('a'), subscribe('c'), publish('c', 'while away')]);
+  assert.deepEqual(second.messages, [subscribe('a', 'rtm.3'), subscribe('c', 'rtm.4'),
+                                      publish('c', 'while away')]);
   assert.equal(opens, 2);
   // Once more, nothing queued: only the subscriptions.
   second.drop();
   t.mock.timers.tick(10);
   WebSocket.last().open();
-  assert.deepEqual(WebSocket.last().messages, [subscribe('a'), subscribe('c')]);
+  assert.deepEqual(WebSocket.last().messages, [subscribe('a', 'rtm.5'), subscribe('c', 'rtm.6')]);
   assert.deepEqual(socket.messages.length, 3, 'the old socket got nothing more');
 });
 

@@ -12,14 +12,22 @@ import logging
 import time
 import uuid
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, NamedTuple, Optional, Set
 
 import gevent
 from gevent.event import Event
 
 log = logging.getLogger("realtimemagic.broker")
 
-Deliver = Callable[[str, Any], int]
+Deliver = Callable[..., int]  # deliver(channel, message, action="message", extra=None)
+
+
+class Outgoing(NamedTuple):
+    """A message waiting to be sent to the broker."""
+    kind: str  # "message", "history", "join", "leave"
+    channel: str
+    message: Any
+    options: Any = None  # the namespace options of a history message
 
 
 class BrokerSettings:
@@ -52,7 +60,7 @@ class NetworkBroker:
         self.settings = settings
         self.origin = uuid.uuid4().hex[:16]
         self.channels: Set[str] = set()  # channels with local subscribers
-        self.outgoing: Deque[Tuple[str, Any]] = deque()
+        self.outgoing: Deque[Outgoing] = deque()
         self._outgoing_ready = Event()
         self._greenlets = []
         self.connected = Event()
@@ -112,18 +120,36 @@ class NetworkBroker:
 
     # -- the local side --------------------------------------------------------------------
 
-    def publish(self, channel: str, message: Any) -> None:
-        """Deliver here, queue for the others; never blocks.  A full queue (the broker is down
-        or slow for long) drops the oldest-not-yet-sent message and counts it."""
-        self.deliver(channel, message)
+    def publish(self, channel: str, message: Any, options: Any = None) -> None:
+        """Deliver here, queue for the others; never blocks.  On a history channel
+        (``options.history``) the broker gives the offset, so nothing is delivered here before
+        the message comes back from it."""
+        if options is not None and options.history:
+            self._queue(Outgoing("history", channel, message, options))
+        else:
+            self.deliver(channel, message)
+            self._queue(Outgoing("message", channel, message))
+
+    def publish_event(self, channel: str, action: str, client: Any) -> None:
+        """A join or leave event for ``channel``'s subscribers, here and elsewhere."""
+        self.deliver(channel, client, action)
+        self._queue(Outgoing(action, channel, client))
+
+    def _queue(self, item: "Outgoing") -> None:
+        """A full queue (the broker is down or slow for long) drops the oldest message not yet
+        sent, counts it and logs it."""
         if len(self.outgoing) >= self.settings.queue_size:
             self.outgoing.popleft()
             self.counters["dropped"] += 1
             if self.counters["dropped"] in (1, 10, 100) or self.counters["dropped"] % 1000 == 0:
                 log.error("broker %s: outgoing queue full, %d messages not sent to other "
                           "instances", self.url_for_logs, self.counters["dropped"])
-        self.outgoing.append((channel, message))
+        self.outgoing.append(item)
         self._outgoing_ready.set()
+
+    def wait_subscribed(self, channel: str, timeout: float) -> bool:
+        """Wait until the broker confirms this process listens to ``channel``."""
+        return True
 
     def subscribe(self, channel: str) -> None:
         self.channels.add(channel)
@@ -158,17 +184,23 @@ class NetworkBroker:
                 self._outgoing_ready.wait(self.settings.health_interval)
                 if not self.outgoing:
                     self._ping_publisher(connection)
-            channel, message = self.outgoing.popleft()
+            item = self.outgoing.popleft()
             try:
-                self.send_payload(connection, channel, self.envelope(channel, message))
+                if item.kind == "history":
+                    self.send_history(connection, item.channel, item.message, item.options)
+                else:
+                    self.send_payload(connection, item.channel, self.envelope(
+                        item.channel, item.message, item.kind))
             except Exception:
-                self.outgoing.appendleft((channel, message))  # sent again after reconnecting
+                self.outgoing.appendleft(item)  # sent again after reconnecting
                 raise
             self.counters["published"] += 1
 
-    def envelope(self, channel: str, message: Any) -> str:
-        return json.dumps({"o": self.origin, "c": channel, "m": message},
-                          ensure_ascii=False, separators=(",", ":"))
+    def envelope(self, channel: str, message: Any, action: str = "message") -> str:
+        envelope = {"o": self.origin, "c": channel, "m": message}
+        if action != "message":
+            envelope["a"] = action
+        return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
 
     def parse_envelope(self, data: Any) -> Optional[Dict[str, Any]]:
         try:
@@ -181,11 +213,19 @@ class NetworkBroker:
         return envelope
 
     def accept(self, envelope: Dict[str, Any]) -> None:
-        """An envelope from the broker: deliver it here unless this instance sent it."""
+        """An envelope from the broker: deliver it here unless this instance sent it (and so
+        delivered it already).  History messages ("n": offset, "e": epoch) are delivered only
+        from here, the sender's own included."""
         channel = envelope["c"]
-        if envelope["o"] != self.origin and channel in self.channels and "m" in envelope:
+        if channel not in self.channels or "m" not in envelope:
+            return
+        if "n" in envelope:
             self.counters["received"] += 1
-            self.deliver(channel, envelope["m"])
+            self.deliver(channel, envelope["m"], "message",
+                         {"offset": envelope["n"], "epoch": envelope["e"]})
+        elif envelope["o"] != self.origin:
+            self.counters["received"] += 1
+            self.deliver(channel, envelope["m"], envelope.get("a", "message"))
 
     def received(self, data: Any) -> None:
         envelope = self.parse_envelope(data)
@@ -202,6 +242,9 @@ class NetworkBroker:
 
     def send_payload(self, connection: Any, channel: str, payload: str) -> None:
         raise NotImplementedError
+
+    def send_history(self, connection: Any, channel: str, message: Any, options: Any) -> None:
+        raise NotImplementedError("%s keeps no history" % type(self).__name__)
 
     def _listen_forever(self) -> None:
         raise NotImplementedError

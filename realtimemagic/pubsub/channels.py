@@ -6,6 +6,18 @@ from ..sockjs.frames import OutgoingMessage
 from . import protocol
 
 
+class Delivery(OutgoingMessage):
+    """A published message on its way to subscribers: its channel and, on a history channel,
+    its offset (used to join a replayed history to the live stream without a duplicate)."""
+
+    __slots__ = ("channel", "offset")
+
+    def __init__(self, text: str, channel: str, offset: Optional[int] = None) -> None:
+        super().__init__(text)
+        self.channel = channel
+        self.offset = offset
+
+
 class ChannelRegistry:
     """Channels by name, each an insertion-ordered set of subscribers.
 
@@ -51,12 +63,19 @@ class ChannelRegistry:
     def subscribers(self, channel: str) -> Iterable[Any]:
         return tuple(self._channels.get(channel, ()))
 
-    def publish(self, channel: str, message: Any) -> int:
-        """Deliver ``message`` to the channel's subscribers; the number reached."""
+    def publish(self, channel: str, message: Any, action: str = "message",
+                extra: Optional[Dict[str, Any]] = None) -> int:
+        """Deliver ``message`` (for ``join``/``leave``: the client's description) to the
+        channel's subscribers; the number reached.  ``extra`` (offset and epoch on history
+        channels) goes into the payload."""
         subscribers = self._channels.get(channel)
         if not subscribers:
             return 0
-        outgoing = OutgoingMessage(protocol.delivery(channel, message))
+        payload = {"channel": channel, "client" if action != "message" else "message": message}
+        if extra:
+            payload.update(extra)
+        outgoing = Delivery(protocol.encode({"action": action, "payload": payload}), channel,
+                            extra.get("offset") if extra else None)
         # A snapshot: a delivery may close a slow subscriber, which unsubscribes it.
         recipients = tuple(subscribers)
         for subscriber in recipients:

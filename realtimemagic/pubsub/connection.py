@@ -1,6 +1,6 @@
 """``conn``: what every hook gets for one client (SPEC section 2)."""
 import logging
-from typing import Any, Dict, Iterable, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 from ..exceptions import ProtocolError
 from ..runtime.connection import ConnectionInfo, SockJSConnection
@@ -36,6 +36,8 @@ class Connection:
         self.bucket = bucket
         self.state: Dict[str, Any] = {}
         self._channels: Dict[str, None] = {}
+        # Deliveries held back while a history is being replayed, by channel.
+        self._held: Dict[str, List[OutgoingMessage]] = {}
 
     # -- what it is ------------------------------------------------------------------------
 
@@ -57,6 +59,12 @@ class Connection:
     def is_open(self) -> bool:
         return self.sockjs.is_open
 
+    @property
+    def presence_info(self) -> Any:
+        """How presence describes this client: ``state['presence']`` when an authenticator or
+        an opening hook set it, else ``{"session": session_id}``."""
+        return self.state.get("presence") or {"session": self.session_id}
+
     # -- what the application does -----------------------------------------------------------
 
     def subscribe(self, channel: Union[str, Dict[str, str]]) -> bool:
@@ -73,6 +81,7 @@ class Connection:
             return False
         self._channels[name] = None
         self.master.channels.subscribe(name, self)
+        self.master.joined(self, name)
         return True
 
     def unsubscribe(self, channel: Union[str, Dict[str, str]]) -> bool:
@@ -82,11 +91,15 @@ class Connection:
             return False
         del self._channels[name]
         self.master.channels.unsubscribe(name, self)
+        self.master.left(self, name)
         return True
 
     def unsubscribe_all(self) -> None:
-        self.master.channels.unsubscribe_all(self, self._channels)
+        channels = list(self._channels)
+        self.master.channels.unsubscribe_all(self, channels)
         self._channels.clear()
+        for name in channels:
+            self.master.left(self, name)
 
     def send(self, message: Any) -> None:
         """Send ``message`` (any JSON value) to this client only, as its JSON text.  Never
@@ -100,7 +113,18 @@ class Connection:
 
     def deliver(self, message: OutgoingMessage) -> None:
         """A published message, encoded once for all its recipients."""
+        if self._held and getattr(message, "channel", None) in self._held:
+            self._held[message.channel].append(message)
+            return
         self.sockjs.send(message)
+
+    def hold(self, channel: str) -> None:
+        """Keep deliveries on ``channel`` back (while its history is read)."""
+        self._held[channel] = []
+
+    def release(self, channel: str) -> List[OutgoingMessage]:
+        """Stop holding ``channel`` back; what was held, in order."""
+        return self._held.pop(channel, [])
 
     def answer(self, answer: Dict[str, Any]) -> None:
         self.sockjs.send(protocol.encode(answer))

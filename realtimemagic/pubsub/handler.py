@@ -7,12 +7,12 @@ from typing import Any
 
 from .. import auth
 from ..exceptions import AuthenticationError, ProtocolError
-from . import protocol
+from . import features, protocol
 
 
 def pubsub_receiver(conn: Any, message: Any) -> Any:
-    """Handle a subscribe, unsubscribe or publish request; False (stop the chain) when it did,
-    None (go on) for anything else."""
+    """Handle a subscribe, unsubscribe, publish or presence request; False (stop the chain)
+    when it did, None (go on) for anything else."""
     if not protocol.is_pubsub_request(message):
         return None
     master = conn.master
@@ -21,9 +21,17 @@ def pubsub_receiver(conn: Any, message: Any) -> Any:
     try:
         request = protocol.parse_request(message)
         channel = request.channel
+        options = master.options_for(channel)
         if request.action == "subscribe":
             auth.check_channel(master.authenticators, conn, channel)
+            if options.history:
+                features.subscribe_with_history(master, conn, request, options)
+                return False
             conn.subscribe(channel)
+        elif request.action == "presence":
+            auth.check_channel(master.authenticators, conn, channel)
+            features.presence(master, conn, request, options)
+            return False
         elif request.action == "unsubscribe":
             conn.unsubscribe(channel)
         else:

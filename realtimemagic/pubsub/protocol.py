@@ -10,8 +10,9 @@ from typing import Any, NamedTuple, Optional, Tuple, Union
 
 from ..exceptions import ProtocolError
 
-ACTIONS = ("subscribe", "unsubscribe", "publish")
-REPLIES = {"subscribe": "subscribed", "unsubscribe": "unsubscribed", "publish": "published"}
+ACTIONS = ("subscribe", "unsubscribe", "publish", "presence")
+REPLIES = {"subscribe": "subscribed", "unsubscribe": "unsubscribed", "publish": "published",
+           "presence": "presence"}
 
 # 1 to 200 characters, no control characters and no whitespace (SPEC section 3).
 _CHANNEL = re.compile(r"^[^\s\x00-\x1f\x7f]{1,200}$")
@@ -24,11 +25,18 @@ LIMIT = "limit"
 INTERNAL = "internal"
 
 
+class Position(NamedTuple):
+    """Where a client is in a channel's history."""
+    offset: int
+    epoch: str
+
+
 class Request(NamedTuple):
     action: str
     channel: str
     message: Any = None
     request_id: Union[str, int, None] = None
+    since: Optional[Position] = None  # subscribe: recover from this position
 
 
 def channel_error(channel: Any) -> Optional[str]:
@@ -76,7 +84,17 @@ def parse_request(message: dict) -> Request:
     action = message["action"]
     if action == "publish" and "message" not in payload:
         raise ProtocolError(BAD_REQUEST, "publish needs payload.message", channel, request_id)
-    return Request(action, channel, payload.get("message"), request_id)
+    since = None
+    if action == "subscribe" and payload.get("since") is not None:
+        since = payload["since"]
+        offset = since.get("offset") if isinstance(since, dict) else None
+        epoch = since.get("epoch") if isinstance(since, dict) else None
+        if (not isinstance(offset, int) or isinstance(offset, bool) or offset < 0
+                or not isinstance(epoch, str)):
+            raise ProtocolError(BAD_REQUEST, "since must be {\"offset\": integer >= 0, "
+                                "\"epoch\": string}", channel, request_id)
+        since = Position(offset, epoch)
+    return Request(action, channel, payload.get("message"), request_id, since)
 
 
 def encode(value: Any) -> str:
@@ -88,8 +106,12 @@ def delivery(channel: str, message: Any) -> str:
     return encode({"action": "message", "payload": {"channel": channel, "message": message}})
 
 
-def reply(action: str, channel: str, request_id: Union[str, int]) -> dict:
-    return {"action": REPLIES[action], "payload": {"channel": channel}, "id": request_id}
+def reply(action: str, channel: str, request_id: Union[str, int, None],
+          **details: Any) -> dict:
+    answer = {"action": REPLIES[action], "payload": dict(details, channel=channel)}
+    if request_id is not None:
+        answer["id"] = request_id
+    return answer
 
 
 def error(code: str, reason: str, channel: Optional[str] = None,

@@ -20,6 +20,13 @@ class SocketExposingMixin:
         environ["realtimemagic.socket"] = self.socket
         return environ
 
+    def handle_one_response(self):
+        super().handle_one_response()
+        if getattr(self, "code", None) == 101:
+            # After a WebSocket the connection is done: whatever the client still sends (its
+            # answer to our close frame) is not an HTTP request.
+            self.close_connection = True
+
 
 class Handler(SocketExposingMixin, pywsgi.WSGIHandler):
     """rtm-serve's handler.  It tells the server when its connection is idle (a keep-alive

@@ -18,6 +18,13 @@
  *   3. the publish() and send() calls made while not connected go out, in the order they
  *      were made.
  * So a publish made right after `new` reaches a subscription made in `onopen`.
+ *
+ * Recovery (docs/history.md): the client remembers, per channel, the position (`offset`,
+ * `epoch`) of the last delivery it got (or, before any, the one of its `subscribed` reply), and
+ * subscribes again after a reconnection with `"since": {offset, epoch}`: the server sends what
+ * was missed, or answers `"recovered": false` (then `onrecoveryfailed(channel, reply)`).
+ * Every subscribe carries an `id` (`"rtm.<n>"`) so that its reply comes back; those replies are
+ * the client's own and do not reach `onreply`.
  */
 (function (root, factory) {
   'use strict';
@@ -35,7 +42,8 @@
   var VERSION = '1.0.0';
   var DEFAULT_MIN_DELAY = 1000;   // ms, the first wait before reconnecting (at least)
   var DEFAULT_MAX_DELAY = 30000;  // ms, the longest wait
-  var REPLIES = { subscribed: true, unsubscribed: true, published: true };
+  var REPLIES = { subscribed: true, unsubscribed: true, published: true, presence: true };
+  var ID_PREFIX = 'rtm.';         // the ids of the client's own requests
 
   function number(value, fallback) {
     return typeof value === 'number' && value >= 0 && isFinite(value) ? value : fallback;
@@ -43,6 +51,26 @@
 
   function isObject(value) {
     return value !== null && typeof value === 'object' && !Array.isArray(value);
+  }
+
+  /** A channel position {offset, epoch} out of a payload, or null when it has none. */
+  function positionOf(payload) {
+    var offset = payload.offset;
+    var epoch = payload.epoch;
+    if (typeof offset !== 'number' || !isFinite(offset) || epoch === undefined ||
+        epoch === null) {
+      return null;
+    }
+    return { offset: offset, epoch: epoch };
+  }
+
+  /** An Error for a request that failed: `code`, `reason`, `channel` as the server's errors. */
+  function requestError(code, reason, channel) {
+    var error = new Error('realtimeMagic: ' + code + (reason ? ': ' + reason : ''));
+    error.code = code;
+    error.reason = reason;
+    error.channel = channel;
+    return error;
   }
 
   /** Report an exception of the application's callback without breaking the client. */
@@ -126,7 +154,8 @@
    * options: transport ('auto' | 'sockjs' | 'websocket'), transports (sockjs-client's
    * `transports`), sockjsOptions (other sockjs-client options), minDelay, maxDelay (ms),
    * reconnect (false: never), SockJS, WebSocket (the classes to use instead of the globals),
-   * random (instead of Math.random, for the jitter).
+   * random (instead of Math.random, for the jitter), recover (false: no positions, no `since`
+   * and no `id` on subscribes: the wire messages of a client without recovery).
    */
   function Client(url, options) {
     if (!(this instanceof Client)) {
@@ -138,10 +167,12 @@
     this.minDelay = number(options.minDelay, DEFAULT_MIN_DELAY);
     this.maxDelay = Math.max(this.minDelay, number(options.maxDelay, DEFAULT_MAX_DELAY));
     this.reconnect = options.reconnect !== false;
+    this.recover = options.recover !== false;
     /** onopen(), each time a connection opens. */
     this.onopen = null;
-    /** onmessage(message, channel): every delivery; the application's own messages to this
-     * client (conn.send) come with channel undefined. */
+    /** onmessage(message, channel, meta): every delivery (meta {offset, epoch} on a channel
+     * with history); the application's own messages to this client (conn.send) come with
+     * channel undefined. */
     this.onmessage = null;
     /** onclose(event), each time a connection closes or an attempt fails. */
     this.onclose = null;
@@ -149,6 +180,14 @@
     this.onerror = null;
     /** onreply(reply): replies {action, channel, id} to requests that had an id (send()). */
     this.onreply = null;
+    /** onrecoveryfailed(channel, reply): a re-subscription could not get what was missed (the
+     * server answered "recovered": false, `reply` is its payload): reload the channel's state. */
+    this.onrecoveryfailed = null;
+    /** onjoin(client, channel), onleave(client, channel): presence events (join_leave). */
+    this.onjoin = null;
+    this.onleave = null;
+    /** {channel: true} for the channels whose last recovery failed (until one succeeds). */
+    this.recoveryFailed = {};
     /** 'sockjs' or 'websocket': the transport of the current (or last) connection. */
     this.transport = null;
     /** The SockJS or WebSocket object of the current connection (for diagnostics). */
@@ -157,8 +196,12 @@
     this.connected = false;
     /** Reconnection attempts since a connection last opened. */
     this.attempts = 0;
-    this._subscriptions = [];  // [{channel, callbacks}], in the order first subscribed
-    this._queue = [];          // JSON texts of publish()/send() calls made while not connected
+    // [{channel, callbacks, position: {offset, epoch} | null, deliveries: count with one}],
+    // in the order first subscribed
+    this._subscriptions = [];
+    this._queue = [];          // [{text, id}]: publish(), send(), presence() while not connected
+    this._pending = {};        // id -> {kind, entry | channel, since, sent, resolve, reject}
+    this._lastId = 0;
     this._timer = null;
     this._closed = false;
     this._connect();
@@ -227,8 +270,9 @@
   Client.prototype._opened = function () {
     this.connected = true;
     this.attempts = 0;
-    for (var i = 0; i < this._subscriptions.length; i++) {
-      this._write(this._request('subscribe', this._subscriptions[i].channel));
+    var entries = this._subscriptions.slice();
+    for (var i = 0; i < entries.length; i++) {
+      this._sendSubscribe(entries[i]);
     }
     this._call(this.onopen, []);
     this._flush();
@@ -236,13 +280,59 @@
 
   Client.prototype._flush = function () {
     while (this.connected && this._queue.length) {
-      this._write(this._queue.shift());
+      var item = this._queue.shift();
+      this._write(item.text);
+      if (item.id !== undefined && this._pending[item.id]) {
+        this._pending[item.id].sent = true;
+      }
+    }
+  };
+
+  Client.prototype._newId = function () {
+    this._lastId += 1;
+    return ID_PREFIX + this._lastId;
+  };
+
+  /** Subscribe `entry` on the open connection: with an id (to get the position in the reply)
+   * and, when the channel has a position, `since` (to get what was missed). */
+  Client.prototype._sendSubscribe = function (entry) {
+    var payload = { channel: entry.channel };
+    var request = { action: 'subscribe', payload: payload };
+    if (this.recover) {
+      var since = entry.position ? { offset: entry.position.offset,
+                                     epoch: entry.position.epoch } : null;
+      if (since) {
+        payload.since = since;
+      }
+      request.id = this._newId();
+      this._pending[request.id] = { kind: 'subscribe', entry: entry, since: since, sent: true,
+                                    mark: entry.deliveries };
+    }
+    this._write(JSON.stringify(request));
+  };
+
+  /** The requests sent on a connection that is gone get no answer: forget the subscribes (the
+   * next connection subscribes again), reject the presence requests. Queued ones stay. */
+  Client.prototype._abandonSent = function (code, reason, all) {
+    var rejected = [];
+    for (var id in this._pending) {
+      if (Object.prototype.hasOwnProperty.call(this._pending, id)) {
+        var pending = this._pending[id];
+        if (pending.sent || all) {
+          delete this._pending[id];
+          if (pending.reject) { rejected.push(pending); }
+        }
+      }
+    }
+    for (var i = 0; i < rejected.length; i++) {
+      rejected[i].reject(requestError(code, reason, rejected[i].channel));
     }
   };
 
   Client.prototype._lost = function (event, wasOpen) {
     this.connected = false;
     this.socket = null;
+    this._abandonSent('disconnected', 'the connection was lost before the reply', this._closed);
     var reconnecting = this.reconnect && !this._closed;
     var delay = reconnecting ? backoff(this.attempts, this.minDelay, this.maxDelay,
                                        this.options.random) : null;
@@ -287,18 +377,25 @@
     }
     var payload = isObject(value) ? value.payload : undefined;
     if (isObject(payload) && typeof value.action === 'string') {
+      var pending = null;
+      if (typeof value.id === 'string' && value.id.indexOf(ID_PREFIX) === 0 &&
+          Object.prototype.hasOwnProperty.call(this._pending, value.id)) {
+        pending = this._pending[value.id];
+        delete this._pending[value.id];
+      }
       if (value.action === 'message') {
-        var entry = this._find(payload.channel);
-        var callbacks = entry ? entry.callbacks.slice() : [];
-        for (var i = 0; i < callbacks.length; i++) {
-          this._call(callbacks[i], [payload.message, payload.channel]);
-        }
-        this._call(this.onmessage, [payload.message, payload.channel]);
+        this._delivered(payload);
         return;
       }
       if (value.action === 'error') {
+        if (pending && pending.reject) {
+          pending.reject(requestError(payload.code, payload.reason,
+                                      payload.channel === undefined ? pending.channel
+                                        : payload.channel));
+          return;
+        }
         var error = { code: payload.code, reason: payload.reason, channel: payload.channel,
-                      id: value.id };
+                      id: pending ? undefined : value.id };
         if (typeof this.onerror === 'function') {
           this._call(this.onerror, [error]);
         } else if (root.console && root.console.warn) {
@@ -306,13 +403,84 @@
         }
         return;
       }
-      if (REPLIES[value.action]) {
+      if (value.action === 'join' || value.action === 'leave') {
+        this._call(value.action === 'join' ? this.onjoin : this.onleave,
+                   [payload.client, payload.channel]);
+        return;
+      }
+      if (pending && pending.kind === 'subscribe' && value.action === 'subscribed') {
+        this._subscribed(pending, payload);
+        return;
+      }
+      if (pending && pending.kind === 'presence' && value.action === 'presence') {
+        pending.resolve(Array.isArray(payload.clients) ? payload.clients : []);
+        return;
+      }
+      if (REPLIES[value.action] && !pending) {
         this._call(this.onreply, [{ action: value.action, channel: payload.channel,
                                     id: value.id }]);
         return;
       }
+      if (pending) {
+        return;  // an answer of an unexpected kind to one of the client's own requests
+      }
     }
     this._call(this.onmessage, [value, undefined]);
+  };
+
+  /** A delivery: track the channel's position, drop a duplicate, call the callbacks. */
+  Client.prototype._delivered = function (payload) {
+    var entry = this._find(payload.channel);
+    var meta = positionOf(payload);
+    if (entry && meta && this.recover) {
+      var last = entry.position;
+      if (last && last.epoch === meta.epoch && meta.offset <= last.offset) {
+        return;  // seen already (the server promises none: defensive)
+      }
+      entry.position = { offset: meta.offset, epoch: meta.epoch };
+      entry.deliveries += 1;
+    }
+    var args = meta ? [payload.message, payload.channel, meta] : [payload.message,
+                                                                   payload.channel];
+    var callbacks = entry ? entry.callbacks.slice() : [];
+    for (var i = 0; i < callbacks.length; i++) {
+      this._call(callbacks[i], args);
+    }
+    this._call(this.onmessage, args);
+  };
+
+  /** The reply to one of the client's subscribes: the channel's position, and with `since`
+   * whether what was missed is coming. */
+  Client.prototype._subscribed = function (pending, payload) {
+    var entry = pending.entry;
+    if (this._find(entry.channel) !== entry) {
+      return;  // unsubscribed since (or subscribed anew: a newer request of its own)
+    }
+    var latest = positionOf(payload);
+    if (!pending.since) {
+      // No position yet (no message seen): start from the channel's latest offset, so that
+      // what is published while the client is away can be recovered. A delivery that came
+      // before the reply has set a position already, and it is the better one.
+      if (!entry.position && latest) {
+        entry.position = latest;
+      }
+      return;
+    }
+    if (payload.recovered === true) {
+      delete this.recoveryFailed[entry.channel];
+      return;  // the missed messages follow, and move the position on
+    }
+    // Not recovered ("recovered": false, or a server that ignored `since`): nothing old comes.
+    // Carry on from the channel's latest position (or none when it has no history), unless a
+    // live delivery came after the request with a later offset of that epoch.
+    var current = entry.position;
+    var newer = entry.deliveries > pending.mark && current && latest &&
+      current.epoch === latest.epoch && current.offset > latest.offset;
+    if (!newer) {
+      entry.position = latest;
+    }
+    this.recoveryFailed[entry.channel] = true;
+    this._call(this.onrecoveryfailed, [entry.channel, payload]);
   };
 
   Client.prototype._call = function (callback, args) {
@@ -345,16 +513,18 @@
     this.socket.send(text);
   };
 
-  /** Send now when connected, else queue (dropped after close()). */
-  Client.prototype._enqueue = function (text) {
+  /** Send now when connected, else queue (dropped after close()). Returns whether it was
+   * sent now. */
+  Client.prototype._enqueue = function (text, id) {
     if (this._closed) {
-      return;
+      return false;
     }
     if (this.connected) {
       this._write(text);
-    } else {
-      this._queue.push(text);
+      return true;
     }
+    this._queue.push({ text: text, id: id });
+    return false;
   };
 
   function checkChannel(channel) {
@@ -372,10 +542,10 @@
     checkChannel(channel);
     var entry = this._find(channel);
     if (!entry) {
-      entry = { channel: channel, callbacks: [] };
+      entry = { channel: channel, callbacks: [], position: null, deliveries: 0 };
       this._subscriptions.push(entry);
       if (this.connected) {
-        this._write(this._request('subscribe', channel));
+        this._sendSubscribe(entry);
       }
     }
     if (typeof callback === 'function') {
@@ -390,6 +560,7 @@
     var entry = this._find(channel);
     if (entry) {
       this._subscriptions.splice(this._subscriptions.indexOf(entry), 1);
+      delete this.recoveryFailed[channel];
       if (this.connected) {
         this._write(this._request('unsubscribe', channel));
       }
@@ -420,10 +591,44 @@
     return this;
   };
 
+  /** The position {offset, epoch} of the last message of `channel` (null: none known). */
+  Client.prototype.position = function (channel) {
+    var entry = this._find(channel);
+    return entry && entry.position ? { offset: entry.position.offset,
+                                       epoch: entry.position.epoch } : null;
+  };
+
+  /**
+   * Who is subscribed to `channel` (presence on, docs/history.md): a Promise of the list of
+   * clients ({session: id}, or what the application set). Queued while not connected; rejected
+   * with an Error {code, reason, channel} on an error reply, a lost connection or close().
+   */
+  Client.prototype.presence = function (channel) {
+    checkChannel(channel);
+    var PromiseClass = root.Promise;
+    if (typeof PromiseClass !== 'function') {
+      throw new Error('realtimeMagic: presence() needs Promise');
+    }
+    var self = this;
+    return new PromiseClass(function (resolve, reject) {
+      if (self._closed) {
+        reject(requestError('closed', 'the client is closed', channel));
+        return;
+      }
+      var id = self._newId();
+      var pending = { kind: 'presence', channel: channel, sent: false, resolve: resolve,
+                      reject: reject };
+      self._pending[id] = pending;
+      var text = JSON.stringify({ action: 'presence', payload: { channel: channel }, id: id });
+      pending.sent = self._enqueue(text, id);
+    });
+  };
+
   /** Close the connection for good: no reconnection, queued calls dropped. */
   Client.prototype.close = function () {
     this._closed = true;
     this._queue = [];
+    this._abandonSent('closed', 'the client is closed', true);
     if (this._timer !== null) {
       clearTimeout(this._timer);
       this._timer = null;

@@ -1,0 +1,198 @@
+"""Django authentication: the user of a connection from the Django session cookie (SPEC
+section 9).
+
+::
+
+    import django
+    django.setup()                     # DJANGO_SETTINGS_MODULE names the site's settings
+    from realtimemagic.auth.contrib import DjangoAuthenticator, AuthenticationError
+
+    class OwnChannel(DjangoAuthenticator):
+        error_message = "This is not your channel."
+
+        def check(self, conn, channel):
+            user = self.get_user(conn)
+            if not user.is_authenticated or channel != 'user:%s' % user.pk:
+                raise AuthenticationError(self.error_message)
+
+    rtm.authenticators['user'].append(OwnChannel())
+
+The realtime server and the Django site share the session store and ``SECRET_KEY`` (the same
+settings), and the browser sends the site's session cookie to the realtime server: same host
+(cookies are not port-specific), or a parent domain in ``SESSION_COOKIE_DOMAIN``.
+
+The ORM under gevent: each check runs in its own greenlet, and Django's connections belong to
+the greenlet that opened them, so a check's connections are closed when it returns (whatever the
+check does, and whatever ``CONN_MAX_AGE`` says): none is left open by greenlets that are gone.
+With PostgreSQL through psycopg2, made cooperative by psycogreen (``rtm-serve`` and the gunicorn
+worker do that), a slow query holds up no other client.  Other databases (SQLite, MySQL,
+psycopg 3) block the whole process while a query runs: fine for a demo, not for a server.
+"""
+import contextvars
+import functools
+import importlib
+import logging
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, List
+
+try:
+    import django
+except ImportError as error:  # pragma: no cover - depends on the installation
+    raise ImportError("DjangoAuthenticator needs Django: pip install 'realtimemagic[django]'"
+                      ) from error
+
+from ..exceptions import AuthenticationError
+from . import Authenticator
+
+__all__ = ["AuthenticationError", "DjangoAuthenticator", "closing_connections"]
+
+log = logging.getLogger(__name__)
+
+#: How deep the current greenlet is in checks: the connections are closed at the outermost.
+_depth: "contextvars.ContextVar[int]" = contextvars.ContextVar("realtimemagic_django_depth",
+                                                               default=0)
+#: The methods whose ORM connections are closed when they return, in subclasses too.
+CLOSING_METHODS = ("get_user", "check", "check_channel", "check_message")
+
+
+@contextmanager
+def closing_connections() -> Iterator[None]:
+    """Close the Django database connections of this greenlet when the outermost such block
+    ends (they belong to it: no other greenlet could reuse them).  For ORM code in other hooks
+    (openings, receivers)."""
+    token = _depth.set(_depth.get() + 1)
+    try:
+        yield
+    finally:
+        _depth.reset(token)
+        if _depth.get() == 0:
+            from django.db import connections
+            connections.close_all()
+
+
+def _closing(method: Callable) -> Callable:
+    if getattr(method, "_closes_connections", False):
+        return method
+
+    @functools.wraps(method)
+    def closing(*args: Any, **keywords: Any) -> Any:
+        with closing_connections():
+            return method(*args, **keywords)
+
+    closing._closes_connections = True  # type: ignore[attr-defined]
+    return closing
+
+
+class DjangoAuthenticator(Authenticator):
+    """Refuses anonymous users; subclass and override ``check(conn, channel)`` for more (use
+    ``self.get_user(conn)`` and the ORM freely: the connections are closed afterwards).
+
+    Django must be configured (``DJANGO_SETTINGS_MODULE`` or ``settings.configure()``); the
+    constructor calls ``django.setup()`` when nobody has yet."""
+
+    error_message = "You must be logged in."
+
+    def __init_subclass__(cls, **keywords: Any) -> None:
+        super().__init_subclass__(**keywords)
+        for name in CLOSING_METHODS:
+            if name in cls.__dict__:
+                setattr(cls, name, _closing(cls.__dict__[name]))
+
+    def __init__(self) -> None:
+        from django.apps import apps
+        if not apps.ready:
+            django.setup()
+        for problem in blocking_databases():
+            log.warning("%s: its queries block every client of this process while they run",
+                        problem)
+
+    def session_key(self, conn: Any) -> str:
+        """The Django session cookie's value (``settings.SESSION_COOKIE_NAME``), or ''."""
+        from django.conf import settings
+        return conn.info.cookies.get(settings.SESSION_COOKIE_NAME) or ""
+
+    def get_user(self, conn: Any) -> Any:
+        """The user of the connection's session, as ``django.contrib.auth.get_user`` finds it
+        for a request carrying that session (the session engine of ``SESSION_ENGINE``, the
+        user through ``AUTHENTICATION_BACKENDS`` and the session hash check): a user, or an
+        ``AnonymousUser``.  The session is read, never written."""
+        from django.contrib import auth
+        from django.contrib.auth.models import AnonymousUser
+        session_key = self.session_key(conn)
+        if not session_key:
+            return AnonymousUser()
+        return auth.get_user(_SessionRequest(read_only_session(session_key)))
+
+    def check(self, conn: Any, channel: str) -> None:
+        """Anonymous users are refused with ``error_message``."""
+        if not self.get_user(conn).is_authenticated:
+            raise AuthenticationError(self.error_message)
+
+    def check_channel(self, conn: Any, channel: str) -> None:
+        self.check(conn, channel)
+
+    def check_message(self, conn: Any, channel: str, message: Any) -> None:
+        self.check(conn, channel)
+
+
+for _name in CLOSING_METHODS:
+    setattr(DjangoAuthenticator, _name, _closing(getattr(DjangoAuthenticator, _name)))
+
+
+class _SessionRequest:
+    """What ``django.contrib.auth.get_user`` reads of a request: its session."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+
+#: What a read-only session does instead of writing (see read_only_session).
+_WRITES = ("save", "delete", "cycle_key", "create")
+
+
+def read_only_session(session_key: str) -> Any:
+    """The session ``session_key`` of ``settings.SESSION_ENGINE``'s ``SessionStore``, made
+    read-only: a realtime connection cannot send the browser a new cookie, so it must not
+    rotate the session key (``get_user`` does, for a hash made with a ``SECRET_KEY_FALLBACKS``
+    key) nor delete the session (for a hash that no longer verifies, after a password change):
+    the user is refused meanwhile, and Django does both at the site's next request.  (The
+    writes are switched off on the instance, not in a subclass: the class's name is part of
+    the salt the session data is signed with.)"""
+    from django.conf import settings
+    store = importlib.import_module(settings.SESSION_ENGINE).SessionStore
+    session = store(session_key)
+    for name in _WRITES:
+        setattr(session, name, _ignore)
+    return session
+
+
+def _ignore(*args: Any, **keywords: Any) -> None:
+    return None
+
+
+def blocking_databases() -> List[str]:
+    """The configured databases whose queries would block the gevent loop."""
+    from django.conf import settings
+    problems = []
+    for alias, database in settings.DATABASES.items():
+        engine = database.get("ENGINE", "")
+        if engine.endswith("postgresql") or "postgis" in engine:
+            problem = _postgresql_problem()
+            if problem:
+                problems.append("database %r (%s)" % (alias, problem))
+        else:
+            problems.append("database %r (%s)" % (alias, engine))
+    return problems
+
+
+def _postgresql_problem() -> str:
+    try:
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+    except ImportError:  # pragma: no cover - Django without psycopg_any
+        is_psycopg3 = False
+    if is_psycopg3:
+        return "psycopg 3, which psycogreen does not make cooperative"
+    import psycopg2.extensions
+    if psycopg2.extensions.get_wait_callback() is None:
+        return "psycopg2 without psycogreen: call realtimemagic.patch_all() first"
+    return ""

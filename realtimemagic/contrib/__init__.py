@@ -1,0 +1,1 @@
+"""Integrations with web frameworks: ``realtimemagic.contrib.django`` is a Django app."""
