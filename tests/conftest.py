@@ -24,6 +24,27 @@ def need(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def redis_available(url: str = REDIS_URL) -> bool:
+    try:
+        import redis
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())
+    except Exception:  # any reason: no driver, no server
+        return False
+
+
+def postgres_available(dsn: str = POSTGRES_URL) -> bool:
+    try:
+        import psycopg2
+        psycopg2.connect(dsn, connect_timeout=3).close()
+        return True
+    except Exception:  # any reason: no driver, no server, no database
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

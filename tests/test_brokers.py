@@ -14,29 +14,11 @@ import pytest
 import websocket
 
 from clients import WebSocketClient, XhrPollingClient
-from conftest import ROOT, free_port, need, run_process, wait_for_port
+from conftest import (POSTGRES_URL, REDIS_URL, ROOT, free_port, need, postgres_available,
+                      redis_available, run_process, wait_for_port)
 
 pytestmark = pytest.mark.timeout(120)
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def redis_available(url=REDIS_URL):
-    try:
-        import redis
-        return redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except Exception:
-        return False
-
-
-def postgres_available(url=POSTGRES_URL):
-    try:
-        import psycopg2
-        psycopg2.connect(url, connect_timeout=3).close()
-        return True
-    except Exception:
-        return False
 
 
 def delivery(channel, message):

@@ -7,7 +7,7 @@ import time
 import pytest
 import websocket
 
-from conftest import need
+from conftest import need, postgres_available
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -93,15 +93,6 @@ def test_stress_base_is_a_plain_sockjs_broadcast(serve_module):
     assert [ws.recv() for ws in sockets] == ["plain text"] * 3
     for ws in sockets:
         ws.close()
-
-
-def postgres_available(dsn):
-    try:
-        import psycopg2
-        psycopg2.connect(dsn, connect_timeout=3).close()
-        return True
-    except Exception:
-        return False
 
 
 def test_slow_hooks_run_in_parallel(serve_module, connect):

@@ -9,20 +9,12 @@ import uuid
 import pytest
 
 from clients import WebSocketClient, XhrPollingClient
-from conftest import free_port, need, wait_for_port
+from conftest import free_port, need, redis_available, wait_for_port
 
 pytestmark = pytest.mark.timeout(90)
 
 NAMESPACES = json.dumps({"hist": {"history_size": 100, "history_ttl": 600},
                          "room": {"presence": True, "join_leave": True}})
-
-
-def redis_available(url="redis://127.0.0.1:6379/0"):
-    try:
-        import redis
-        return redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except Exception:
-        return False
 
 
 @pytest.fixture

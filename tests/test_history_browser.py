@@ -29,7 +29,7 @@ from typing import Any, Dict, List
 import pytest
 
 from conftest import free_port, need, run_process
-from test_brokers import REDIS_URL, redis_available
+from conftest import REDIS_URL, redis_available
 from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer, browser, read  # noqa: F401
 
 pytestmark = pytest.mark.timeout(90)

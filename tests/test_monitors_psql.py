@@ -251,7 +251,7 @@ def test_each_client_gets_a_notification_once_across_instances(start_server, dat
     """Two instances sharing a Redis broker both run the monitor and both see the NOTIFY: each
     delivers to its own clients (the monitor's pubsub publishes locally), so nobody gets it
     twice."""
-    from test_brokers import REDIS_URL, redis_available
+    from conftest import REDIS_URL, redis_available
     need(redis_available(), "Redis at 127.0.0.1:6379 is needed")
     names = [unique("rtm-test-psql-a"), unique("rtm-test-psql-b")]
     servers = [serve(start_server, "examples.monitor_psql:rtm", name,

@@ -6,7 +6,7 @@ once, however many sessions it is queued to: a broadcast costs one encode, not o
 """
 import json
 import re
-from typing import List, NamedTuple, Sequence, Union
+from typing import Callable, List, NamedTuple, Sequence, Union
 
 from ..exceptions import BadRequest
 
@@ -32,19 +32,31 @@ def quote(text: str) -> str:
 
 
 class OutgoingMessage:
-    """One message on its way to one or many sessions; its literal is computed once."""
+    """One message on its way to one or many sessions.  Its literal, and what transports make of
+    it (``encoded``), are computed once, by the first recipient that needs them."""
 
-    __slots__ = ("text", "_quoted")
+    __slots__ = ("text", "_quoted", "_encoded")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._quoted = None
+        self._encoded = None
 
     @property
     def quoted(self) -> str:
         if self._quoted is None:
             self._quoted = quote(self.text)
         return self._quoted
+
+    def encoded(self, kind: str, encode: Callable[["OutgoingMessage"], bytes]) -> bytes:
+        """``encode(self)``, computed once per ``kind`` (say, a WebSocket frame) and shared by
+        every recipient."""
+        if self._encoded is None:
+            self._encoded = {}
+        data = self._encoded.get(kind)
+        if data is None:
+            data = self._encoded[kind] = encode(self)
+        return data
 
     def __len__(self) -> int:
         return len(self.text)

@@ -9,6 +9,7 @@ one (the pump) writes the session's frames; every write goes through one lock, s
 import base64
 import binascii
 import logging
+import struct
 from typing import Callable, Optional
 
 import gevent
@@ -78,6 +79,14 @@ class WebSocket:
     def send_text(self, text: str) -> None:
         self._send(TextMessage(data=text))
 
+    def send_frames(self, data: bytes) -> None:
+        """Whole text frames already encoded (see :func:`text_frame`), shared by many sockets.
+        wsproto keeps no state for whole outgoing data frames of a server, so they may bypass
+        it."""
+        with self.write_lock:
+            if self.protocol.state is ConnectionState.OPEN:
+                self.sock.sendall(data)
+
     def ping(self) -> None:
         self._send(Ping())
 
@@ -132,10 +141,36 @@ class WebSocket:
                     return
 
 
+def text_frame(text: str) -> bytes:
+    """An unmasked, unfragmented WebSocket text frame (RFC 6455 section 5.2), as a server
+    sends it."""
+    payload = text.encode("utf-8")
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
+
+
+def _sockjs_frame(message) -> bytes:
+    return text_frame("a[" + message.quoted + "]")
+
+
+def _raw_frame(message) -> bytes:
+    return text_frame(message.text)
+
+
 class SockJSFraming:
     """SockJS frames as text messages; the client sends JSON arrays of strings."""
 
     def write(self, websocket: WebSocket, frame) -> None:
+        if isinstance(frame, list) and len(frame) == 1:
+            # One message: the same frame bytes for every WebSocket recipient.
+            websocket.send_frames(frame[0].encoded("ws-sockjs", _sockjs_frame))
+            return
         websocket.send_text(frames.render(frame))
         if isinstance(frame, Close):
             websocket.close(1000, "Normal closure")
@@ -151,8 +186,9 @@ class RawFraming:
 
     def write(self, websocket: WebSocket, frame) -> None:
         if isinstance(frame, list):
-            for message in frame:
-                websocket.send_text(message.text)
+            # Frames shared by every recipient, written in one call.
+            websocket.send_frames(b"".join(message.encoded("ws-raw", _raw_frame)
+                                           for message in frame))
         elif isinstance(frame, Close):
             websocket.close(frame.code, frame.reason)
         elif frame == frames.HEARTBEAT:
