@@ -82,6 +82,9 @@ class Settings:
         100, "Messages of one connection in hand at once (their hooks running or waiting). Past "
         "it the connection is read no further until one is done (TCP backpressure; nothing is "
         "dropped).", "messages")
+    send_timeout: float = setting(
+        30.0, "A WebSocket write that makes no progress for this long ends the connection (the "
+        "client stopped reading or vanished).", "s")
     websocket_enabled: bool = setting(True, "Offer the websocket transport.")
     cookie_needed: bool = setting(
         False, "JSESSIONID cookie for load balancers that stick sessions by cookie.")

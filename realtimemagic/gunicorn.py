@@ -49,6 +49,13 @@ class Worker(GeventPyWSGIWorker):
             self.log.error(message)
             sys.stderr.write(message + "\n")
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
+        if broker is not None and self.cfg.workers > 1:
+            self.log.warning(
+                "realtimemagic: %d workers share one port: a SockJS session over an HTTP "
+                "transport (xhr-polling, xhr-streaming, eventsource, htmlfile, jsonp) needs all "
+                "its requests on one process, so only WebSocket clients are safe here. Run one "
+                "process per port behind a sticky balancer (docs/deployment.md).",
+                self.cfg.workers)
         if broker is not None:
             app.startup(shared_listeners=True)
         elif hasattr(app, "startup"):

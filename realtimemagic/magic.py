@@ -338,7 +338,8 @@ class RealTimeMagic(SockJSHandler):
             mine.set()
         if self._run_chain(conn, receivers[ordered:], message, request_id):
             return
-        if all(receiver is pubsub_receiver for receiver in receivers):
+        if all(receiver is pubsub_receiver or getattr(receiver, "protocol_receiver", False)
+               for receiver in receivers):
             conn.answer(protocol.error(protocol.BAD_REQUEST, _why_not_handled(message, is_json),
                                        request_id=request_id))
 

@@ -102,10 +102,11 @@ def run_process(command: List[str], port: int, tmp_path, env: Optional[Dict] = N
     server = ServerProcess(process, port, log_path)
     try:
         wait_for_port(port, process)
-        yield server
     except RuntimeError:
         server.stop()
         raise RuntimeError("%s did not start:\n%s" % (name, server.log()))
+    try:
+        yield server
     finally:
         server.stop()
 

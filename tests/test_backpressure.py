@@ -2,8 +2,10 @@
 memory stays bounded, that client is closed with 4001 "Client too slow", and every other
 subscriber gets every message, in order."""
 import json
+import socket
 import threading
 import time
+import urllib.request
 
 import pytest
 import websocket
@@ -72,3 +74,34 @@ def test_slow_reader_is_closed_and_others_get_everything(serve_module):
     publisher.close()
     for reader in readers:
         reader.close()
+
+
+def test_a_client_that_never_reads_again_is_let_go(serve_module):
+    """Closed for being too slow, but still not reading: the server cannot even send the close
+    frame.  After send_timeout without progress it drops the connection."""
+    from conftest import free_port
+    api_port = free_port()
+    server = serve_module("realtimemagic.magic:RealTimeMagic", "--outbox-max-frames", "50",
+                          "--send-timeout", "1", "--rate-limit", "1000000",
+                          "--api-port", str(api_port))
+    stuck = RawWebSocket(server.port, "/pubsub/websocket")
+    stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.send_text(json.dumps({"action": "subscribe", "payload": {"channel": "jam"}, "id": 1}))
+    assert json.loads(stuck.recv_text())["action"] == "subscribed"
+    publisher = websocket.create_connection(server.ws_url + "/pubsub/websocket", timeout=30,
+                                            skip_utf8_validation=True)
+    for seq in range(400):
+        publisher.send(json.dumps({"action": "publish", "payload": {
+            "channel": "jam", "message": {"seq": seq, "body": PAYLOAD}}}))
+    started = time.monotonic()
+    deadline = started + 20
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/stats" % api_port,
+                                    timeout=5) as response:
+            if json.load(response)["sessions"] == 1:  # only the publisher's is left
+                break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the stuck client was never let go")
+    print("stuck client dropped %.1f s after the flood" % (time.monotonic() - started))
+    publisher.close()

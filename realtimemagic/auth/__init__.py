@@ -4,6 +4,11 @@
 every channel and the list of a channel's namespace (``chat`` for ``chat:room1``) as well.
 An authenticator refuses by raising :class:`AuthenticationError`; its message is the reason of
 the ``forbidden`` error the client gets.
+
+Two come with realtimemagic, each in a module of its own so that its dependency is optional:
+:class:`realtimemagic.auth.contrib.DjangoAuthenticator` (the Django session cookie; extra
+``django``) and :class:`realtimemagic.auth.token.TokenAuthenticator` (signed tokens; extra
+``jwt``).  See docs/authentication.md.
 """
 from typing import Any, Iterable, List, Mapping
 

@@ -33,7 +33,7 @@ import functools
 import importlib
 import logging
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Iterator, List, Optional
 
 try:
     import django
@@ -41,7 +41,9 @@ except ImportError as error:  # pragma: no cover - depends on the installation
     raise ImportError("DjangoAuthenticator needs Django: pip install 'realtimemagic[django]'"
                       ) from error
 
-from ..exceptions import AuthenticationError
+from gevent.lock import BoundedSemaphore
+
+from ..exceptions import AuthenticationError, ConfigError
 from . import Authenticator
 
 __all__ = ["AuthenticationError", "DjangoAuthenticator", "closing_connections"]
@@ -53,21 +55,30 @@ _depth: "contextvars.ContextVar[int]" = contextvars.ContextVar("realtimemagic_dj
                                                                default=0)
 #: The methods whose ORM connections are closed when they return, in subclasses too.
 CLOSING_METHODS = ("get_user", "check", "check_channel", "check_message")
+_CLASS_VALUE: Any = object()  # a keyword not given: the class attribute's value
 
 
 @contextmanager
-def closing_connections() -> Iterator[None]:
+def closing_connections(slots: Optional[Any] = None) -> Iterator[None]:
     """Close the Django database connections of this greenlet when the outermost such block
     ends (they belong to it: no other greenlet could reuse them).  For ORM code in other hooks
-    (openings, receivers)."""
+    (openings, receivers).  ``slots``: a semaphore the outermost block holds meanwhile, to
+    bound the connections open at once."""
+    outermost = _depth.get() == 0
+    if outermost and slots is not None:
+        slots.acquire()
     token = _depth.set(_depth.get() + 1)
     try:
         yield
     finally:
         _depth.reset(token)
-        if _depth.get() == 0:
-            from django.db import connections
-            connections.close_all()
+        if outermost:
+            try:
+                from django.db import connections
+                connections.close_all()
+            finally:
+                if slots is not None:
+                    slots.release()
 
 
 def _closing(method: Callable) -> Callable:
@@ -75,9 +86,9 @@ def _closing(method: Callable) -> Callable:
         return method
 
     @functools.wraps(method)
-    def closing(*args: Any, **keywords: Any) -> Any:
-        with closing_connections():
-            return method(*args, **keywords)
+    def closing(self: Any, *args: Any, **keywords: Any) -> Any:
+        with closing_connections(getattr(self, "database_slots", None)):
+            return method(self, *args, **keywords)
 
     closing._closes_connections = True  # type: ignore[attr-defined]
     return closing
@@ -88,9 +99,15 @@ class DjangoAuthenticator(Authenticator):
     ``self.get_user(conn)`` and the ORM freely: the connections are closed afterwards).
 
     Django must be configured (``DJANGO_SETTINGS_MODULE`` or ``settings.configure()``); the
-    constructor calls ``django.setup()`` when nobody has yet."""
+    constructor calls ``django.setup()`` when nobody has yet.
+
+    ``max_database_connections``: at most this many of its checks run at once in this process
+    (each may hold a database connection of its own); the others wait for their turn, so that
+    a crowd of clients connecting at once does not exceed the database's ``max_connections``.
+    None: no limit."""
 
     error_message = "You must be logged in."
+    max_database_connections: Optional[int] = 10
 
     def __init_subclass__(cls, **keywords: Any) -> None:
         super().__init_subclass__(**keywords)
@@ -98,10 +115,16 @@ class DjangoAuthenticator(Authenticator):
             if name in cls.__dict__:
                 setattr(cls, name, _closing(cls.__dict__[name]))
 
-    def __init__(self) -> None:
+    def __init__(self, max_database_connections: Optional[int] = _CLASS_VALUE) -> None:
         from django.apps import apps
         if not apps.ready:
             django.setup()
+        if max_database_connections is not _CLASS_VALUE:
+            self.max_database_connections = max_database_connections
+        limit = self.max_database_connections
+        if limit is not None and limit < 1:
+            raise ConfigError("max_database_connections must be at least 1, or None")
+        self.database_slots = BoundedSemaphore(limit) if limit is not None else None
         for problem in blocking_databases():
             log.warning("%s: its queries block every client of this process while they run",
                         problem)

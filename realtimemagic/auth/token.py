@@ -123,6 +123,12 @@ class TokenAuthenticator(Authenticator):
         """Guard the channels of ``namespace`` (``'default'``: every channel) and put the
         authenticate message's receiver first, before the pub/sub handler, so that it runs
         in the connection's order: a subscribe sent after it is checked with its token."""
+        for receiver in rtm.receivers:
+            other = getattr(receiver, "__self__", None)
+            if isinstance(other, TokenAuthenticator) and other is not self:
+                raise ConfigError("another TokenAuthenticator is installed: the connection's "
+                                  "claims are one per connection, so install one instance, "
+                                  "once per namespace it guards")
         rtm.authenticators[namespace].append(self)
         if self.receive not in rtm.receivers:
             rtm.receivers.insert(0, self.receive)

@@ -229,7 +229,7 @@ class SockJSEndpoint:
         first = session.attach(receiver, now)
         self._session_opened(session, request, "websocket-raw" if raw else "websocket")
         framing = websocket.RawFraming() if raw else websocket.SockJSFraming()
-        ws = websocket.WebSocket(sock, self.settings.max_frame_size)
+        ws = websocket.WebSocket(sock, self.settings.max_frame_size, self.settings.send_timeout)
         try:
             websocket.serve(ws, framing, session, first, self.clock, self.deliver)
         finally:

@@ -8,7 +8,7 @@ import re
 import socket
 import time
 from email.utils import formatdate
-from http.cookies import CookieError, SimpleCookie
+from http.cookies import _unquote  # the standard library's cookie unquoting, as Django uses
 from typing import Dict, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qs
 
@@ -47,12 +47,17 @@ class Request:
 
     @property
     def cookies(self) -> Dict[str, str]:
-        cookie = SimpleCookie()
-        try:
-            cookie.load(self.environ.get("HTTP_COOKIE", ""))
-        except CookieError:
-            return {}
-        return {name: morsel.value for name, morsel in cookie.items()}
+        """The Cookie header's pairs, read as Django reads them (parse_cookie): one pair that
+        SimpleCookie rejects (a JSON value, a space in a name) hides none of the others."""
+        cookies: Dict[str, str] = {}
+        for chunk in self.environ.get("HTTP_COOKIE", "").split(";"):
+            name, equals, value = chunk.partition("=")
+            if not equals:
+                name, value = "", name
+            name, value = name.strip(), value.strip()
+            if name or value:
+                cookies[name] = _unquote(value)
+        return cookies
 
     @property
     def remote_addr(self) -> Optional[str]:

@@ -32,8 +32,14 @@ READ_SIZE = 64 * 1024
 CLOSE_TIMEOUT = 2.0
 
 
+class SendStalled(OSError):
+    """A write made no progress for ``send_timeout`` seconds."""
+
+
 def handshake_error(request: Request) -> Optional[str]:
     """Why this request cannot be upgraded, or None when it can."""
+    if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
+        return "WebSocket needs HTTP/1.1."
     if (request.header("Upgrade") or "").lower() != "websocket":
         return 'Can "Upgrade" only to "WebSocket".'
     connection = [token.strip().lower() for token in (request.header("Connection") or "").split(",")]
@@ -59,9 +65,10 @@ def accept_headers(request: Request):
 class WebSocket:
     """A server-side WebSocket over a taken-over socket: wsproto plus one write lock."""
 
-    def __init__(self, sock, max_size: int) -> None:
+    def __init__(self, sock, max_size: int, send_timeout: float = 30.0) -> None:
         self.sock = sock
         self.max_size = max_size
+        self.send_timeout = send_timeout
         self.protocol = Connection(ConnectionType.SERVER)
         self.write_lock = Semaphore()
         #: (code, reason) of the close the client sent, if it sent one.
@@ -74,7 +81,7 @@ class WebSocket:
                     and self.protocol.state is ConnectionState.REMOTE_CLOSING):
                 return
             data = self.protocol.send(event)
-            self.sock.sendall(data)
+            self._sendall(data)
 
     def send_text(self, text: str) -> None:
         self._send(TextMessage(data=text))
@@ -85,7 +92,14 @@ class WebSocket:
         it."""
         with self.write_lock:
             if self.protocol.state is ConnectionState.OPEN:
-                self.sock.sendall(data)
+                self._sendall(data)
+
+    def _sendall(self, data: bytes) -> None:
+        """Write, or give up on a client that takes nothing for ``send_timeout`` seconds (it
+        stopped reading, or vanished without a FIN): the connection is then done."""
+        with gevent.Timeout(self.send_timeout, SendStalled(
+                "no progress writing to the client for %g s" % self.send_timeout)):
+            self.sock.sendall(data)
 
     def ping(self) -> None:
         self._send(Ping())
