@@ -12,6 +12,9 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The checkout's package, whatever an earlier `pip install -e` of another checkout points at.
+if sys.path[:1] != [ROOT]:
+    sys.path.insert(0, ROOT)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
