@@ -119,6 +119,9 @@ class RealTimeMagic(SockJSHandler):
         self.loop_thread.bind()
         self._check_namespaces()
         self.app.startup()
+        if self.settings.api:
+            from .runtime.server import start_api
+            self.api_server = start_api(self, reuse_port=shared_listeners)
         self.broker.start()
         connected = getattr(self.broker, "connected", None)
         if connected is not None and not connected.wait(BROKER_START_TIMEOUT):
@@ -127,9 +130,6 @@ class RealTimeMagic(SockJSHandler):
         self._monitor_greenlets = [gevent.spawn(self._supervise, monitor)
                                    for monitor in self.monitors]
         self._monitor_greenlets.append(gevent.spawn(self._maintain_forever))
-        if self.settings.api:
-            from .runtime.server import start_api
-            self.api_server = start_api(self, reuse_port=shared_listeners)
 
     def shutdown(self, timeout: float = 0.0) -> None:
         """Stop the background work; running hooks get up to ``timeout`` seconds to finish."""

@@ -195,3 +195,59 @@ def test_sigterm_closes_every_client_and_exits_zero(start_server):
     elapsed = time.monotonic() - started
     print("200 clients closed, exit 0 after %.2f s" % elapsed)
     assert elapsed < 8, "not within the shutdown timeout"
+
+
+def test_send_body_over_max_frame_size_gets_413(start_server):
+    server = start_rtm(start_server, "--max-frame-size", "1000")
+    path = "/pubsub/000/%s/" % uuid.uuid4().hex
+    assert post(server, path + "xhr")[1] == "o\n"
+    status, body, _ = post(server, path + "xhr_send", json.dumps(["x" * 2000]).encode())
+    assert status == 413 and "larger than 1000 bytes" in body
+    # Without a Content-Length (chunked) it is refused too, without reading it whole.
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("POST", path + "xhr_send", body=iter([b'["' + b"y" * 1500 + b'"]']),
+                       encode_chunked=True)
+    response = connection.getresponse()
+    assert response.status == 413
+    response.read()
+    subscribe = json.dumps({"action": "subscribe", "payload": {"channel": "ok"}, "id": 1})
+    assert post(server, path + "xhr_send", json.dumps([subscribe]).encode())[0] == 204
+    frame = post(server, path + "xhr")[1]
+    assert json.loads(json.loads(frame[1:])[0])["action"] == "subscribed", "the session lives on"
+
+
+def test_hook_pool_bounds_concurrency_and_loses_nothing(start_server):
+    server = start_server("testapps:ordering", "--hook-pool-size", "2",
+                          "--max-pending-messages", "2")
+    clients = [WebSocketClient(server) for _ in range(4)]
+    started = time.monotonic()
+    for client in clients:
+        client.send({"block": 0.5})
+    answered = []
+    for client in clients:
+        assert client.recv(timeout=10) == {"unblocked": True}
+        answered.append(time.monotonic() - started)
+    # Four hooks of 0.5 s through a pool of two: two waves.
+    assert max(answered) >= 0.95, answered
+    # One client sending ten: its reads pause at two in hand, and all ten are answered.
+    for _ in range(10):
+        clients[0].send({"block": 0.05})
+    assert [clients[0].recv(timeout=10) for _ in range(10)] == [{"unblocked": True}] * 10
+    for client in clients:
+        client.close()
+
+
+def test_broker_queue_limit_is_counted_and_local_delivery_goes_on(start_server):
+    dead = "redis://127.0.0.1:%d/0" % free_port()  # nothing listens there
+    server = start_rtm(start_server, "--broker", dead, "--broker-queue-size", "5")
+    client = WebSocketClient(server)
+    client.subscribed("here")
+    for n in range(20):
+        client.publish("here", n)
+    got = [client.expect(lambda m: m.get("action") == "message")["payload"]["message"]
+           for _ in range(20)]
+    assert got == list(range(20)), "this process's subscribers get everything"
+    broker = stats(server)["broker"]
+    assert broker["state"] == "reconnecting"
+    assert broker["dropped"] == 15 and broker["queued"] == 5
+    client.close()

@@ -51,9 +51,10 @@ class Server:
         return "http://%s:%d" % (host, port)
 
     def start(self) -> None:
-        self.wsgi.start()
+        self.wsgi.init_socket()  # bound now, so that the address is known
         if hasattr(self.app, "startup"):
-            self.app.startup()
+            self.app.startup()  # the broker before the first client, when it can be had
+        self.wsgi.start()
         log.info("listening on %s", self.url)
 
     def serve_forever(self, install_signals: bool = True) -> None:
