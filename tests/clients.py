@@ -28,6 +28,11 @@ class Client:
     def send_text(self, text: str) -> None:
         raise NotImplementedError
 
+    def send_many(self, messages) -> None:
+        """Send several messages as fast as the transport can (one request for polling)."""
+        for message in messages:
+            self.send(message)
+
     def recv(self, timeout: float = 5.0) -> Any:
         item = self.inbox.get(timeout=timeout)
         if item is CLOSED:
@@ -150,8 +155,14 @@ class XhrPollingClient(Client):
             pass  # the connection was dropped, by the server or by close() from another thread
         self.inbox.put(CLOSED)
 
+    def send_many(self, messages) -> None:
+        self._post_send([json.dumps(message) for message in messages])
+
     def send_text(self, text: str) -> None:
-        self.sender.request("POST", self.path + "xhr_send", body=json.dumps([text]).encode())
+        self._post_send([text])
+
+    def _post_send(self, texts) -> None:
+        self.sender.request("POST", self.path + "xhr_send", body=json.dumps(texts).encode())
         response = self.sender.getresponse()
         body = response.read()
         assert response.status == 204, (response.status, body)

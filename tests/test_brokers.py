@@ -123,8 +123,9 @@ def test_redis_restart_mid_test(tmp_path, start_server):
     try:
         flags = ("--broker", url, "--broker-reconnect-min", "0.2", "--broker-reconnect-max", "1",
                  "--broker-health-interval", "1")
-        a, b = start_server("realtimemagic.magic:RealTimeMagic", *flags), \
-            start_server("realtimemagic.magic:RealTimeMagic", *flags)
+        b_api = free_port()
+        a = start_server("realtimemagic.magic:RealTimeMagic", *flags)
+        b = start_server("realtimemagic.magic:RealTimeMagic", "--api-port", str(b_api), *flags)
         sender, receiver = WebSocketClient(a), WebSocketClient(b)
         receiver.subscribed("r")
         sender.publish("r", "before")
@@ -154,7 +155,7 @@ def test_redis_restart_mid_test(tmp_path, start_server):
         sender.publish("r", "final")
         assert receiver.expect(lambda m: is_delivery(m) and m["payload"]["message"] == "final",
                                timeout=10)
-        with urllib.request.urlopen("http://127.0.0.1:%d/api/stats" % (b.port + 1),
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/stats" % b_api,
                                     timeout=5) as response:
             broker = json.load(response)["broker"]
         assert broker["state"] == "connected" and broker["outages"] >= 1
@@ -164,8 +165,10 @@ def test_redis_restart_mid_test(tmp_path, start_server):
 
 
 def test_internal_api_publish_stats_metrics_and_rtm_publish(start_server):
-    server = start_server("realtimemagic.magic:RealTimeMagic", "--api-key", "s3cret")
-    api = "http://127.0.0.1:%d" % (server.port + 1)
+    api_port = free_port()
+    server = start_server("realtimemagic.magic:RealTimeMagic", "--api-key", "s3cret",
+                          "--api-port", str(api_port))
+    api = "http://127.0.0.1:%d" % api_port
     client = WebSocketClient(server)
     client.subscribed("news")
 

@@ -79,7 +79,8 @@ def recovery_scenario(start_server, broker):
     for n in range(55, 58):  # live ones right behind the replay
         publisher.publish(channel, n)
     got = deliveries(back, 53)
-    assert [m["message"] for m in got] == list(range(5, 58)), "gap or duplicate at the seam"
+    assert [m["message"] for m in got] == list(range(5, 58)), (
+        "gap or duplicate at the seam: %s" % [(m["message"], m["offset"]) for m in got])
     assert [m["offset"] for m in got] == list(range(position["offset"] + 1,
                                                     position["offset"] + 54))
     assert back.nothing_within(0.5)

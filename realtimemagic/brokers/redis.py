@@ -15,7 +15,8 @@ refreshed by each instance for its own members.
 import json
 import logging
 import time
-from typing import Any, Dict, List, Tuple
+from collections import deque
+from typing import Any, Deque, Dict, List, Tuple
 
 import gevent
 import redis
@@ -29,6 +30,7 @@ log = logging.getLogger("realtimemagic.broker")
 PREFIX = "rtm:"
 PRESENCE_TTL = 60.0      # s: a member not refreshed for this long is gone (its process died)
 PRESENCE_REFRESH = 15.0  # s: how often an instance refreshes its own members
+COMMAND_LATENCY = 0.05   # s: longest wait before the listener sends a (un)subscribe
 
 # KEYS: epoch, offset, list.  ARGV: redis channel, origin, channel (JSON), message (JSON),
 # size, ttl (s), a new epoch in case there is none, now (ms).
@@ -61,6 +63,7 @@ class RedisBroker(NetworkBroker):
     def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
         super().__init__(url, deliver, settings)
         self._pubsub = None
+        self._commands: Deque[Tuple[str, str]] = deque()  # (un)subscribe, for the listener
         self._confirmed: Dict[str, Event] = {}
         self._reader = None  # a client for history and presence queries
         self._members: Dict[Tuple[str, str], str] = {}  # this instance's presence members
@@ -109,14 +112,20 @@ class RedisBroker(NetworkBroker):
             pubsub.ping()  # connects, so that a dead server is found here
             for event in self._confirmed.values():
                 event.clear()
+            self._commands.clear()
             if self.channels:
                 pubsub.subscribe(*[PREFIX + channel for channel in self.channels])
             self._pubsub = pubsub
             self._came_up()
             while True:
+                # Only this greenlet uses the connection: two greenlets reading it would share
+                # redis-py's parser.  Commands from others wait here, read between messages.
+                while self._commands:
+                    command, redis_channel = self._commands.popleft()
+                    getattr(pubsub, command)(redis_channel)
                 # get_message pings on its own every health_interval (health_check_interval),
                 # so a half-open connection is found even when nothing is published.
-                message = pubsub.get_message(timeout=self.settings.health_interval)
+                message = pubsub.get_message(timeout=COMMAND_LATENCY)
                 if message is None:
                     continue
                 kind = message.get("type")
@@ -142,13 +151,11 @@ class RedisBroker(NetworkBroker):
 
     def _listen(self, channel: str) -> None:
         self._confirmation(PREFIX + channel).clear()
-        if self._pubsub is not None:
-            self._pubsub.subscribe(PREFIX + channel)
+        self._commands.append(("subscribe", PREFIX + channel))
 
     def _unlisten(self, channel: str) -> None:
         self._confirmed.pop(channel, None)
-        if self._pubsub is not None:
-            self._pubsub.unsubscribe(PREFIX + channel)
+        self._commands.append(("unsubscribe", PREFIX + channel))
 
     def wait_subscribed(self, channel: str, timeout: float) -> bool:
         return self._confirmation(PREFIX + channel).wait(timeout)

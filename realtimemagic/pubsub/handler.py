@@ -28,6 +28,9 @@ def pubsub_receiver(conn: Any, message: Any) -> Any:
                 features.subscribe_with_history(master, conn, request, options)
                 return False
             conn.subscribe(channel)
+            # Answer once the broker listens too: from then on, what any instance publishes
+            # arrives.
+            master.broker.wait_subscribed(channel, features.SUBSCRIBE_TIMEOUT)
         elif request.action == "presence":
             auth.check_channel(master.authenticators, conn, channel)
             features.presence(master, conn, request, options)
