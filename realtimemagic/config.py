@@ -68,8 +68,8 @@ class Settings:
         10000, "Messages waiting for one slow client. Past this the client is closed with "
         "4001 \"Client too slow\"; nothing is dropped silently.", "messages")
     outbox_max_bytes: int = setting(
-        8 * 1024 * KiB, "Bytes waiting for one slow client, same answer as outbox_max_frames.",
-        "bytes")
+        8 * 1024 * KiB, "Characters of text waiting for one slow client (bytes, for ASCII), "
+        "same answer as outbox_max_frames.", "characters")
     max_subscriptions: int = setting(
         100, "Channels one connection may be subscribed to; past it: a limit error.", "channels")
     rate_limit: float = setting(

@@ -5,6 +5,7 @@
     +-- PeerError                   the client's fault; answered, the server lives on
     |   +-- BadRequest              malformed body, frame or message
     |   +-- MessageTooLarge         over a size limit (max_frame_size, max_message_size)
+    |   +-- IncompleteRequest       a request body cut short or badly chunked (HTTP 400)
     |   +-- ProtocolError           a pub/sub request the server refuses; carries its error code
     |   +-- AuthenticationError     an authenticator refused a channel or a message (forbidden)
     +-- SessionError                a session cannot do what was asked
@@ -37,6 +38,10 @@ class BadRequest(PeerError):
 
 class MessageTooLarge(PeerError):
     """An incoming message or body is larger than its limit."""
+
+
+class IncompleteRequest(PeerError):
+    """The request body ended before its announced length, or its chunked framing is broken."""
 
 
 class ProtocolError(PeerError):

@@ -40,7 +40,6 @@ import websocket
 
 from clients import Client, WebSocketClient, XhrPollingClient
 from conftest import ROOT, ServerProcess, free_port, need, rtm_serve_command, run_process
-from test_sockjs_client_browser import browser  # noqa: F401 (the Chromium fixture)
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -23,7 +23,6 @@ try:
 except ImportError:  # the jwt extra is not installed: every test says so (need, below)
     jwt = None
 from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer
-from test_sockjs_client_browser import browser  # noqa: F401 (the Chromium fixture)
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,13 +5,11 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
-import websocket
 
 from clients import WebSocketClient, XhrPollingClient
 from conftest import (POSTGRES_URL, REDIS_URL, ROOT, free_port, need, postgres_available,

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, free_port, need, run_process
 from test_js_client_browser import rtm_serve_plain
-from test_sockjs_client_browser import SOCKJS_MIN_JS, browser, read  # noqa: F401
+from test_sockjs_client_browser import SOCKJS_MIN_JS, read
 
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
 SCREENSHOT = os.path.join(ARTIFACTS, "demo.png")

@@ -51,7 +51,7 @@ import websocket
 from clients import WebSocketClient
 from conftest import (REDIS_URL, ROOT, free_port, need, redis_available, rtm_serve_command,
                       run_process, which)
-from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer, browser  # noqa: F401
+from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -18,9 +18,10 @@ from contextlib import ExitStack
 import pytest
 
 from conftest import free_port, need, run_process
-from test_deploy_haproxy import (DEPLOY_DIR, PROXY_TIMEOUT, Deployment, browser,  # noqa: F401
-                                 check_browser_clients, check_forwarded_for, check_node_clients,
-                                 check_page, read, render, sbin, start_instances)
+from test_deploy_haproxy import (DEPLOY_DIR, PROXY_TIMEOUT, Deployment, check_browser_clients,
+                                 check_forwarded_for, check_node_clients, read, render, sbin,
+                                 start_instances)
+from test_deploy_haproxy import check_page  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -1,7 +1,5 @@
 """Each of the seed's examples, served as written, over a real connection (raw WebSocket and
 SockJS xhr-polling), behaving as the seed says."""
-import json
-import os
 import time
 
 import pytest

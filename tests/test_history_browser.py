@@ -30,7 +30,7 @@ import pytest
 
 from conftest import free_port, need, run_process
 from conftest import REDIS_URL, redis_available
-from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer, browser, read  # noqa: F401
+from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer, read
 
 pytestmark = pytest.mark.timeout(90)
 

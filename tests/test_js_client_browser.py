@@ -28,7 +28,7 @@ import pytest
 import websocket
 
 from conftest import ROOT, free_port, need, run_process
-from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer, browser, read  # noqa: F401
+from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer, read
 
 CLIENT_DIR = os.path.join(ROOT, "client")
 JAVASCRIPT = "application/javascript; charset=UTF-8"

@@ -2,7 +2,6 @@
 the other connections, live on."""
 import http.client
 import json
-import os
 import signal
 import socket
 import threading

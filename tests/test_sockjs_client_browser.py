@@ -40,10 +40,6 @@ from conftest import free_port, need, rtm_serve_command, run_process
 from test_sockjs_client_node import (ECHO_CLIENT, JS_DIR, MESSAGES, STEP_TIMEOUT_MS,
                                      check_result, shorten)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-quic", "--no-first-run", "--disable-component-update",
-                 "--disable-sync"]
 SOCKJS_MIN_JS = os.path.join(JS_DIR, "node_modules", "sockjs-client", "dist", "sockjs.min.js")
 
 #: Every transport of sockjs-client 1.6.1, in its own order (lib/transport-list.js), and the
@@ -169,26 +165,6 @@ class StaticServer:
 def read(path: str) -> bytes:
     with open(path, "rb") as source:
         return source.read()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    need(os.access(CHROMIUM, os.X_OK), "%s is not installed (apt-get install chromium)" % CHROMIUM)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    need(sync_playwright is not None, "Python playwright is not installed")
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                              headless=True, timeout=30000)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-    finally:
-        playwright.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from realtimemagic.sockjs import frames
 from realtimemagic.sockjs.frames import Close, OutgoingMessage, decode_messages, render
 from realtimemagic.sockjs.registry import SessionRegistry
 from realtimemagic.sockjs.routing import Route, resolve
-from realtimemagic.sockjs.session import Outbox, Session, State
+from realtimemagic.sockjs.session import Outbox, State
 
 
 class FakeReceiver:

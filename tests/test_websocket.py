@@ -1,18 +1,16 @@
 """Level 3: WebSocket edge cases on a real socket, with the server in this process so that the
 test can see inside it (close codes the application got, a ticker's lateness)."""
-import struct
 import time
 
 import gevent
 import pytest
 
 from realtimemagic import config
-from realtimemagic.echo import EchoHandler
 from realtimemagic.runtime.connection import SockJSHandler
 from realtimemagic.runtime.endpoint import SockJSEndpoint
 
 from inprocess import in_thread, serving
-from wsclient import BINARY, CLOSE, PING, PONG, TEXT, RawWebSocket
+from wsclient import BINARY, PING, PONG, TEXT, RawWebSocket
 
 LIMIT = 64 * 1024
 

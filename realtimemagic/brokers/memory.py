@@ -1,7 +1,7 @@
 """The in-process broker: one process, nothing to connect to.  History and presence live in
 this process (lost when it stops)."""
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List
 
 from ..pubsub.history import MemoryHistory, Snapshot
 from ..pubsub.presence import MemoryPresence

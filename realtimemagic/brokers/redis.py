@@ -158,6 +158,10 @@ class RedisBroker(NetworkBroker):
         self._commands.append(("unsubscribe", PREFIX + channel))
 
     def wait_subscribed(self, channel: str, timeout: float) -> bool:
+        """False at once while the broker is down: local clients are served meanwhile, and the
+        subscription is restored on reconnection."""
+        if not self.connected.is_set():
+            return False
         return self._confirmation(PREFIX + channel).wait(timeout)
 
     # -- history and presence --------------------------------------------------------------

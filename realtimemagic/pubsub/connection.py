@@ -1,6 +1,6 @@
 """``conn``: what every hook gets for one client (SPEC section 2)."""
 import logging
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Union
 
 from ..exceptions import ProtocolError
 from ..runtime.connection import ConnectionInfo, SockJSConnection

@@ -14,8 +14,9 @@ ACTIONS = ("subscribe", "unsubscribe", "publish", "presence")
 REPLIES = {"subscribe": "subscribed", "unsubscribe": "unsubscribed", "publish": "published",
            "presence": "presence"}
 
-# 1 to 200 characters, no control characters and no whitespace (SPEC section 3).
-_CHANNEL = re.compile(r"^[^\s\x00-\x1f\x7f]{1,200}$")
+# 1 to 200 characters, no control characters (C0, DEL, C1) and no whitespace (SPEC section 3).
+# Used with fullmatch: "$" would let a final newline through.
+_CHANNEL = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]{1,200}")
 
 BAD_REQUEST = "bad_request"
 FORBIDDEN = "forbidden"
@@ -43,7 +44,7 @@ def channel_error(channel: Any) -> Optional[str]:
     """Why ``channel`` is not a valid channel name, or None."""
     if not isinstance(channel, str):
         return "channel must be a string"
-    if not _CHANNEL.match(channel):
+    if not _CHANNEL.fullmatch(channel):
         return "channel must be 1 to 200 characters without whitespace or control characters"
     return None
 

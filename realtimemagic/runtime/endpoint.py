@@ -3,12 +3,12 @@ senders of every transport, and the sweeper greenlet of its sessions."""
 import logging
 import time
 from http import HTTPStatus
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional
 
 import gevent
 
 from .. import config
-from ..exceptions import BadRequest, MessageTooLarge
+from ..exceptions import BadRequest, IncompleteRequest, MessageTooLarge
 from ..sockjs import info as static
 from ..sockjs.registry import SessionRegistry
 from ..sockjs.routing import RECEIVERS, Route, allowed, resolve
@@ -130,6 +130,8 @@ class SockJSEndpoint:
             return self._dispatch(route, request, start_response)
         except MessageTooLarge as error:
             return respond(start_response, 413, [TEXT_PLAIN], str(error))
+        except IncompleteRequest as error:
+            return respond(start_response, 400, [TEXT_PLAIN, ("Connection", "close")], str(error))
         except BadRequest as error:
             # SockJS answers malformed requests with 500 and the reason (as sockjs-node does).
             return respond(start_response, 500, [TEXT_PLAIN], str(error))

@@ -20,6 +20,14 @@ class SocketExposingMixin:
         environ["realtimemagic.socket"] = self.socket
         return environ
 
+    def _check_http_version(self):
+        # gevent raises IndexError (logged as a crash) on a version like "HTTP/1"; it is just
+        # a bad request.
+        try:
+            return super()._check_http_version()
+        except (IndexError, ValueError):
+            return False
+
     def handle_one_response(self):
         super().handle_one_response()
         if getattr(self, "code", None) == 101:

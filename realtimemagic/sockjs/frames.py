@@ -107,7 +107,7 @@ def decode_messages(payload: Union[str, bytes], allow_single: bool = False) -> L
         raise BadRequest("Payload expected.")
     try:
         decoded = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurd nesting
         raise BadRequest("Broken JSON encoding.") from None
     if isinstance(decoded, str) and allow_single:
         return [decoded]

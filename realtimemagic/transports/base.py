@@ -16,8 +16,7 @@ import gevent
 from gevent.event import Event
 from gevent.select import select
 
-from ..exceptions import BadRequest, MessageTooLarge
-from ..sockjs import frames
+from ..exceptions import BadRequest, IncompleteRequest, MessageTooLarge
 from ..sockjs.frames import Frame
 from ..sockjs.info import CACHE_SECONDS
 
@@ -27,7 +26,7 @@ NO_CACHE = ("Cache-Control", "no-store, no-cache, no-transform, must-revalidate,
 TEXT_PLAIN = ("Content-Type", "text/plain; charset=UTF-8")
 JAVASCRIPT = ("Content-Type", "application/javascript; charset=UTF-8")
 
-_CALLBACK = re.compile(r"^[a-zA-Z0-9\-_.]{1,32}$")
+_CALLBACK = re.compile(r"[a-zA-Z0-9\-_.]{1,32}")  # used with fullmatch: "$" allows a final \n
 
 
 class Request:
@@ -75,8 +74,12 @@ class Request:
                 raise BadRequest("Invalid Content-Length.") from None
             if length > limit:
                 raise MessageTooLarge("Body larger than %d bytes." % limit)
-            return stream.read(length) if length > 0 else b""
-        body = stream.read(limit + 1)  # chunked: read one byte more to see the overflow
+        else:
+            length = limit + 1  # chunked: read one byte more to see the overflow
+        try:
+            body = stream.read(length) if length > 0 else b""
+        except (OSError, ValueError) as error:  # cut short, or broken chunked framing
+            raise IncompleteRequest("Incomplete request body: %s." % error) from None
         if len(body) > limit:
             raise MessageTooLarge("Body larger than %d bytes." % limit)
         return body
@@ -148,7 +151,7 @@ def callback_name(request: Request) -> str:
     name = request.query.get("c", request.query.get("callback"))
     if name is None:
         raise BadRequest('"callback" parameter required')
-    if not _CALLBACK.match(name):
+    if not _CALLBACK.fullmatch(name):
         raise BadRequest('invalid "callback" parameter')
     return name
 

@@ -1,7 +1,4 @@
 """xhr-polling and xhr-streaming receivers, and the xhr_send endpoint."""
-import json
-
-from ..exceptions import BadRequest
 from ..sockjs import frames
 from .base import HttpTransport, Request, TEXT_PLAIN, cors_headers, NO_CACHE
 
