@@ -96,10 +96,21 @@ class WebSocket:
 
     def _sendall(self, data: bytes) -> None:
         """Write, or give up on a client that takes nothing for ``send_timeout`` seconds (it
-        stopped reading, or vanished without a FIN): the connection is then done."""
-        with gevent.Timeout(self.send_timeout, SendStalled(
-                "no progress writing to the client for %g s" % self.send_timeout)):
-            self.sock.sendall(data)
+        stopped reading, or vanished without a FIN): the connection is then done.
+
+        The hot path is one non-blocking send: gevent's ``sendall`` asks the kernel for
+        SO_SNDBUF on every call, and a timer per write costs as much again (profiled).  Only
+        a client that does not take everything at once gets the timer and ``sendall``."""
+        try:
+            sent = self.sock.send(data, 0, timeout=0.0)
+        except BlockingIOError:  # the socket's buffer is full
+            sent = 0
+        except TypeError:  # not a gevent socket (no timeout keyword)
+            sent = 0
+        if sent < len(data):
+            with gevent.Timeout(self.send_timeout, SendStalled(
+                    "no progress writing to the client for %g s" % self.send_timeout)):
+                self.sock.sendall(memoryview(data)[sent:])
 
     def ping(self) -> None:
         self._send(Ping())
