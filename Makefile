@@ -1,7 +1,7 @@
 PYTHON ?= python3
 PORT ?= 9000
 
-.PHONY: install serve test test-python test-js docs clean
+.PHONY: install serve test test-python test-js docs bench bench-short bench-profile clean
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -17,6 +17,15 @@ test-python:
 
 test-js:
 	node --test client/test/*.test.js client/test/*.test.mjs
+
+bench:
+	$(PYTHON) bench/run.py
+
+bench-short:
+	$(PYTHON) bench/run.py --short
+
+bench-profile:
+	$(PYTHON) bench/run.py --profile
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

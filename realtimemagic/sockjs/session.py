@@ -63,10 +63,12 @@ class Outbox:
 
     def push(self, message: OutgoingMessage) -> None:
         """Queue ``message`` or raise :class:`OutboxFull`; never drops anything silently."""
-        if len(self._messages) >= self.max_frames or self.size + len(message) > self.max_bytes:
-            raise OutboxFull("%d messages, %d bytes waiting" % (len(self._messages), self.size))
+        size = self.size + len(message.text)  # once: this runs for every recipient
+        if size > self.max_bytes or len(self._messages) >= self.max_frames:
+            raise OutboxFull("%d messages, %d characters waiting" % (
+                len(self._messages), self.size))
         self._messages.append(message)
-        self.size += len(message)
+        self.size = size
 
     def take(self) -> List[OutgoingMessage]:
         """Everything queued, oldest first; the outbox is empty afterwards."""

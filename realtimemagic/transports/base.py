@@ -194,7 +194,8 @@ class Receiver:
         self.sock = sock
 
     def wakeup(self) -> None:
-        self.event.set()
+        if not self.event.is_set():  # a broadcast wakes many receivers many times: once is enough
+            self.event.set()
 
     def wait(self) -> None:
         self.event.wait()
