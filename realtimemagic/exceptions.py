@@ -11,12 +11,11 @@
     +-- SessionError                a session cannot do what was asked
     |   +-- IllegalTransition       the session state machine refused a move (a bug of ours)
     |   +-- OutboxFull              a slow client's outbox is full; the session is closed
-    +-- HookError                   an application hook raised (ours, logged with traceback)
     +-- MonitorError                a monitor cannot run as configured
         +-- ConnectionLost          a monitor's connection stopped answering in time
 
-Peer errors carry the answer the client gets; hook errors never reach the client's eyes
-beyond an ``internal`` error code.
+Peer errors carry the answer the client gets.  An application hook that raises anything else is
+logged with its traceback and answered with the ``internal`` error code, nothing more.
 """
 
 
@@ -71,10 +70,6 @@ class IllegalTransition(SessionError):
 
 class OutboxFull(SessionError):
     """A client reads too slowly: its bounded outbox is full."""
-
-
-class HookError(RealTimeMagicError):
-    """An application hook raised; the original exception is ``__cause__``."""
 
 
 class MonitorError(RealTimeMagicError):

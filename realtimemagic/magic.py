@@ -19,6 +19,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from . import brokers, config
+from .backoff import Backoff
 from .exceptions import ConfigError, ProtocolError
 from .pubsub import namespaces, protocol
 from .pubsub.channels import ChannelRegistry
@@ -157,7 +158,7 @@ class RealTimeMagic(SockJSHandler):
     def _supervise(self, monitor: Callable) -> None:
         """Run a monitor forever: one that raises or returns is logged and restarted, with
         backoff."""
-        delay = MONITOR_BACKOFF[0]
+        backoff = Backoff(*MONITOR_BACKOFF)
         while True:
             started = time.monotonic()
             try:
@@ -167,9 +168,8 @@ class RealTimeMagic(SockJSHandler):
                 log.exception("monitor %s raised; restarting",
                               getattr(monitor, "__name__", monitor))
             if time.monotonic() - started > MONITOR_BACKOFF[1]:
-                delay = MONITOR_BACKOFF[0]
-            gevent.sleep(delay)
-            delay = min(delay * 2, MONITOR_BACKOFF[1])
+                backoff.reset()
+            gevent.sleep(backoff.next())
 
     # -- namespaces: history and presence ---------------------------------------------------
 

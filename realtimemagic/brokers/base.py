@@ -17,6 +17,8 @@ from typing import Any, Callable, Deque, Dict, NamedTuple, Optional, Set
 import gevent
 from gevent.event import Event
 
+from ..backoff import Backoff
+
 log = logging.getLogger("realtimemagic.broker")
 
 Deliver = Callable[..., int]  # deliver(channel, message, action="message", extra=None)
@@ -83,7 +85,7 @@ class NetworkBroker:
 
     def _supervise(self, run: Callable[[], None], role: str) -> None:
         """Run ``run`` forever; on a lost connection wait (exponential backoff) and again."""
-        delay = self.settings.reconnect_min
+        backoff = Backoff(self.settings.reconnect_min, self.settings.reconnect_max)
         while True:
             started = time.monotonic()
             try:
@@ -94,9 +96,8 @@ class NetworkBroker:
             if role == "listener":
                 self._went_down()
             if time.monotonic() - started > self.settings.reconnect_max:
-                delay = self.settings.reconnect_min
-            gevent.sleep(delay)
-            delay = min(delay * 2, self.settings.reconnect_max)
+                backoff.reset()
+            gevent.sleep(backoff.next())
             self.counters["reconnects"] += 1
 
     @property

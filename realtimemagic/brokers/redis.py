@@ -62,7 +62,6 @@ class RedisBroker(NetworkBroker):
 
     def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
         super().__init__(url, deliver, settings)
-        self._pubsub = None
         self._commands: Deque[Tuple[str, str]] = deque()  # (un)subscribe, for the listener
         self._confirmed: Dict[str, Event] = {}
         self._reader = None  # a client for history and presence queries
@@ -115,7 +114,6 @@ class RedisBroker(NetworkBroker):
             self._commands.clear()
             if self.channels:
                 pubsub.subscribe(*[PREFIX + channel for channel in self.channels])
-            self._pubsub = pubsub
             self._came_up()
             while True:
                 # Only this greenlet uses the connection: two greenlets reading it would share
@@ -134,7 +132,6 @@ class RedisBroker(NetworkBroker):
                 elif kind == "subscribe":
                     self._confirmation(message["channel"]).set()
         finally:
-            self._pubsub = None
             try:
                 pubsub.close()
             except Exception:

@@ -23,13 +23,13 @@ connection has stayed up for ``backoff_max`` seconds.
 """
 import functools
 import logging
-import random
 import time
 from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Set, Tuple
 
 import gevent
 from gevent.lock import Semaphore
 
+from ..backoff import Backoff
 from ..exceptions import ConfigError, ConnectionLost, MonitorError  # noqa: F401 (re-exported)
 
 log = logging.getLogger("realtimemagic.monitors")
@@ -48,26 +48,6 @@ CONNECTING = "connecting"      # opening the first connection
 LISTENING = "listening"        # connected and subscribed
 RECONNECTING = "reconnecting"  # the connection was lost or could not be opened: retrying
 STOPPED = "stopped"            # every function of the monitor has stopped
-
-
-class Backoff:
-    """The waits between attempts: ``initial``, doubling up to ``maximum`` (seconds), each
-    shortened by a random part up to ``jitter`` so that many servers do not retry in step."""
-
-    def __init__(self, initial: float, maximum: float, jitter: float = BACKOFF_JITTER) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.jitter = jitter
-        self._next = initial
-
-    def next(self) -> float:
-        """The wait before the next attempt, in seconds."""
-        delay = self._next
-        self._next = min(self._next * 2, self.maximum)
-        return delay * (1.0 - self.jitter * random.random())
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 class MonitorFunction:
@@ -204,7 +184,7 @@ class Monitor:
 
     def _serve(self) -> None:
         """Keep a connection open and subscribed, for as long as the greenlet lives."""
-        backoff = Backoff(self.backoff_initial, self.backoff_max)
+        backoff = Backoff(self.backoff_initial, self.backoff_max, BACKOFF_JITTER)
         while True:
             connection = None
             listening_since = None

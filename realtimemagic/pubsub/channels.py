@@ -87,7 +87,3 @@ class ChannelRegistry:
 
     def __len__(self) -> int:
         return len(self._channels)
-
-    @property
-    def channel_names(self) -> Iterable[str]:
-        return tuple(self._channels)

@@ -25,7 +25,6 @@ class Lane:
 
     def __init__(self, pool: Pool, limit: int) -> None:
         self.pool = pool
-        self.limit = limit
         self.slots = BoundedSemaphore(limit)
         self._last = Event()
         self._last.set()
@@ -47,8 +46,3 @@ class Lane:
             mine.set()
             if counted:
                 self.slots.release()
-
-    @property
-    def in_hand(self) -> int:
-        """Messages submitted and not finished."""
-        return self.limit - self.slots.counter

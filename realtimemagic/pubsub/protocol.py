@@ -103,10 +103,6 @@ def encode(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def delivery(channel: str, message: Any) -> str:
-    return encode({"action": "message", "payload": {"channel": channel, "message": message}})
-
-
 def reply(action: str, channel: str, request_id: Union[str, int, None],
           **details: Any) -> dict:
     answer = {"action": REPLIES[action], "payload": dict(details, channel=channel)}
@@ -124,10 +120,6 @@ def error(code: str, reason: str, channel: Optional[str] = None,
     if request_id is not None:
         answer["id"] = request_id
     return answer
-
-
-def error_from(exception: ProtocolError) -> dict:
-    return error(exception.code, exception.reason, exception.channel, exception.request_id)
 
 
 def parse_message(text: str) -> Tuple[Any, bool]:

@@ -19,7 +19,7 @@ from ..exceptions import BadRequest
 from ..sockjs import frames
 from ..sockjs.frames import Close
 from .base import Receiver, Request, client_socket
-from .websocket_connection import SendStalled, WebSocket, text_frame  # noqa: F401 (re-exported)
+from .websocket_connection import WebSocket, text_frame
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """xhr-polling and xhr-streaming receivers, and the xhr_send endpoint."""
 from ..sockjs import frames
-from .base import HttpTransport, Request, TEXT_PLAIN, cors_headers, NO_CACHE
+from .base import HttpTransport, Request
 
 # 2048 bytes before the first frame: some browsers deliver nothing of a streaming response
 # before they have seen about 2 KiB.
@@ -27,6 +27,3 @@ def decode_xhr_send(request: Request, body: bytes) -> list:
     """The messages of an xhr_send body: a JSON array of strings."""
     return frames.decode_messages(body)
 
-
-def xhr_send_headers(request: Request) -> list:
-    return [TEXT_PLAIN, NO_CACHE] + cors_headers(request)
