@@ -97,9 +97,12 @@ class Settings:
         10000, "Sessions one process serves at once; past it new ones are refused with 503 "
         "\"Too many connections\" (the existing ones live on).", "sessions")
     allowed_origins: str = setting(
-        "*", "Origins (scheme://host[:port], comma-separated) whose pages may connect, checked "
-        "on the WebSocket handshake and on every CORS request; * allows any. Requests without "
-        "an Origin (not from a browser) are always allowed.")
+        "", "Origins (scheme://host[:port], comma-separated) whose pages may connect, checked "
+        "on the WebSocket handshake and on every CORS request; * allows any. Empty (the "
+        "default): automatic, any origin unless an authenticator reads cookies "
+        "(DjangoAuthenticator), then only the origins the site trusts and the server's own "
+        "(docs/authentication.md#origins). Requests that no page of another origin made "
+        "(same-origin, not from a browser) are always allowed.")
     shutdown_timeout: float = setting(
         5.0, "On SIGTERM/SIGINT, time given to requests and hooks to finish after every session "
         "was sent 1001 \"Server shutting down\".", "s")
@@ -139,8 +142,15 @@ class Settings:
         return min(self.sweep_interval, self.heartbeat_interval / 4, self.disconnect_delay / 4)
 
     @property
+    def origins_automatic(self) -> bool:
+        """allowed_origins left empty: the authenticators decide (see RealTimeMagic)."""
+        return not self.allowed_origins.strip()
+
+    @property
     def origins(self) -> Optional[frozenset]:
-        """The allowed origins, or None when any is."""
+        """The allowed origins, or None when any is (``*``, or automatic)."""
+        if self.origins_automatic:
+            return None
         names = [name.strip().rstrip("/") for name in self.allowed_origins.split(",")]
         return None if "*" in names else frozenset(name for name in names if name)
 

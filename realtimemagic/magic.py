@@ -19,6 +19,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from . import brokers, config
+from .auth.origins import automatic_rule
 from .backoff import Backoff
 from .exceptions import ConfigError, ProtocolError
 from .pubsub import namespaces, protocol
@@ -119,6 +120,7 @@ class RealTimeMagic(SockJSHandler):
         self._started = True
         self.loop_thread.bind()
         self._check_namespaces()
+        self._choose_origins()
         self.app.startup()
         if self.settings.api:
             from .runtime.server import start_api
@@ -131,6 +133,14 @@ class RealTimeMagic(SockJSHandler):
         self._monitor_greenlets = [gevent.spawn(self._supervise, monitor)
                                    for monitor in self.monitors]
         self._monitor_greenlets.append(gevent.spawn(self._maintain_forever))
+
+    def _choose_origins(self) -> None:
+        """allowed_origins left automatic: with cookie authentication, only the origins it
+        trusts (decided once, with the authenticators installed at startup)."""
+        rule = automatic_rule(self.settings, self.authenticators)
+        if rule is not None:
+            for endpoint in self.app.endpoints:
+                endpoint.restrict_origins(rule)
 
     def shutdown(self, timeout: float = 0.0) -> None:
         """Stop the background work; running hooks get up to ``timeout`` seconds to finish."""

@@ -23,6 +23,21 @@ class Authenticator:
     the seed's ``check(conn, channel)`` which serves both."""
 
     error_message = "Forbidden"
+    #: True for an authenticator that knows the user by a cookie the browser sends by itself
+    #: (a site's session cookie): any page the browser sends it from would connect as the
+    #: logged-in user.  With ``allowed_origins`` left automatic, only pages of the origins
+    #: it trusts (``trusts_origin``) and of the server itself may then connect
+    #: (docs/authentication.md, "Origins").
+    uses_cookies = False
+
+    def trusts_origin(self, origin: str) -> bool:
+        """With ``uses_cookies``: may pages of ``origin`` (``scheme://host[:port]``, or
+        ``null``) connect with the cookie?  By default none but the server's own may."""
+        return False
+
+    def trusted_origins(self) -> str:
+        """What ``trusts_origin`` accepts, in words, for the startup log."""
+        return "no other origin"
 
     def check(self, conn: Any, channel: str) -> None:
         """Refuse by raising ``AuthenticationError(self.error_message)``."""

@@ -18,6 +18,7 @@ from ..transports.base import (NO_CACHE, TEXT_PLAIN, Headers, Receiver, Request,
                                client_socket, cors_headers, jsessionid_headers, options_headers,
                                set_nodelay, stream_frames)
 from ..transports.jsonp import decode_jsonp_send
+from ..transports.origins import OriginRule, listed, page_origin
 from ..transports.xhr import decode_xhr_send
 from .connection import ConnectionInfo, SockJSConnection, SockJSHandler
 
@@ -58,7 +59,15 @@ class SockJSEndpoint:
             self.settings.outbox_max_frames, self.settings.outbox_max_bytes,
             on_closed=self._session_closed)
         self.iframe_html, self.iframe_etag = static.iframe_page(self.settings.sockjs_url)
+        origins = self.settings.origins
+        #: Which pages may use the endpoint; None: any (see restrict_origins).
+        self.origin_rule: Optional[OriginRule] = listed(origins) if origins is not None else None
         self._sweeper: Optional[gevent.Greenlet] = None
+
+    def restrict_origins(self, rule: OriginRule) -> None:
+        """Only pages whose origin ``rule`` accepts may use the endpoint (the others get 403);
+        requests that no page of another origin made pass (see transports.origins)."""
+        self.origin_rule = rule
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -137,9 +146,10 @@ class SockJSEndpoint:
             return respond(start_response, 500, [TEXT_PLAIN], str(error))
 
     def _origin_allowed(self, request: Request) -> bool:
-        allowed_origins = self.settings.origins
-        origin = request.header("Origin")
-        return allowed_origins is None or origin is None or origin.rstrip("/") in allowed_origins
+        if self.origin_rule is None:
+            return True
+        origin = page_origin(request)
+        return origin is None or self.origin_rule(origin, request.header("Host"))
 
     def _full(self) -> bool:
         return len(self.sessions) >= self.settings.max_connections
@@ -160,9 +170,12 @@ class SockJSEndpoint:
         if resource == "iframe":
             if request.header("If-None-Match") == self.iframe_etag:
                 return respond(start_response, 304, [])
+            # With restricted origins each load must reach the check: a cached copy would let
+            # any page frame it (and the iframe's requests are of the server's own origin).
+            caching = cache_headers() if self.origin_rule is None else [NO_CACHE]
             return respond(start_response, 200, [
                 ("Content-Type", "text/html; charset=UTF-8"), ("ETag", self.iframe_etag)]
-                + cache_headers(), self.iframe_html)
+                + caching, self.iframe_html)
         if resource in ("websocket", "raw_websocket"):
             return self._websocket(request, start_response, resource == "raw_websocket")
         if resource == "xhr_send":
