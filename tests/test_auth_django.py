@@ -22,6 +22,7 @@ xhr-polling:
 And the site's token view (tokens for pages of other origins), the app's label, system checks
 and tag, and the example as shipped, with SQLite: the same site, the same rules.
 """
+import http.server
 import importlib.util
 import json
 import os
@@ -32,7 +33,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack, contextmanager
-from typing import Dict, NamedTuple
+from typing import Dict, List, NamedTuple
 
 import pytest
 import requests
@@ -67,6 +68,7 @@ class Site(NamedTuple):
     api_url: str                 # the realtime server's internal API
     users: Dict[str, int]        # username -> id
     application_name: str        # the realtime server's, in pg_stat_activity
+    environment: Dict[str, str]  # the realtime server's
 
 
 def postgres():
@@ -95,21 +97,29 @@ def create_users(environment: Dict[str, str]) -> Dict[str, int]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def serve_realtime(environment: Dict[str, str], tmp_path, *flags: str):
+    """The site's realtime server on a free port (its API on another), logging at info."""
+    port = free_port()
+    return run_process(rtm_serve_command(REALTIME_APP, port, "--log-level", "info", *flags),
+                       port, tmp_path, env=environment, name="realtime")
+
+
 @contextmanager
 def serve_site(environment: Dict[str, str], tmp_path, realtime_environment=None):
-    """The Django site and its realtime server, on free ports, stopped at the end."""
+    """The Django site and its realtime server, on free ports, stopped at the end; the site's
+    origin (runserver's port) is in CSRF_TRUSTED_ORIGINS."""
     users = create_users(environment)
-    realtime_port, api_port, web_port = free_port(), free_port(), free_port()
+    api_port, web_port = free_port(), free_port()
+    environment = dict(environment, DJANGO_SITE_TRUSTED_ORIGINS="http://127.0.0.1:%d" % web_port)
+    realtime_environment = dict(environment, **(realtime_environment or {}))
     with ExitStack() as stack:
-        realtime = stack.enter_context(run_process(
-            rtm_serve_command(REALTIME_APP, realtime_port, "--api-port", str(api_port)),
-            realtime_port, tmp_path, env=dict(environment, **(realtime_environment or {})),
-            name="realtime"))
+        realtime = stack.enter_context(serve_realtime(realtime_environment, tmp_path,
+                                                      "--api-port", str(api_port)))
         web = stack.enter_context(run_process(
             [sys.executable, "-m", "django", "runserver", "127.0.0.1:%d" % web_port,
              "--noreload"], web_port, tmp_path, name="django",
             env=dict(environment, DJANGO_SITE_REALTIME_ENDPOINT=realtime.url + "/pubsub")))
-        yield web, realtime, "http://127.0.0.1:%d" % api_port, users
+        yield web, realtime, "http://127.0.0.1:%d" % api_port, users, realtime_environment
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +138,9 @@ def site(tmp_path_factory):
                 "DJANGO_SITE_TEST_HOOKS": "1",
                 "DJANGO_SITE_REALTIME_DB_CONNECTIONS": str(DB_CONNECTIONS),
                 # Django would keep each connection for a minute: the authenticator must not.
-                "DJANGO_SITE_CONN_MAX_AGE": "60"}) as (web, realtime, api_url, users):
-            yield Site(web, realtime, api_url, users, application_name)
+                "DJANGO_SITE_CONN_MAX_AGE": "60"}) as (web, realtime, api_url, users,
+                                                       realtime_environment):
+            yield Site(web, realtime, api_url, users, application_name, realtime_environment)
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP SCHEMA IF EXISTS %s CASCADE" % schema)
@@ -423,12 +434,288 @@ def test_browser_page_receives_the_users_messages(site, browser):  # noqa: F811
         context.close()
 
 
+# -- 5. origins: the cookie authenticator's default ---------------------------------------------
+
+# The page of another origin: what any page could do with the realtime server, by hand (no
+# /info first, as sockjs-client would: an attacker needs none): subscribe over the plain
+# WebSocket and over SockJS xhr-streaming (its sends with xhr_send), with credentials.
+ATTACK_PAGE = """<!doctype html><html><body><p>another origin</p><script>
+window.events = {'websocket': [], 'xhr-streaming': []};
+function record(name, entry) { window.events[name].push(entry); }
+function subscribeRequest(channel) {
+  return JSON.stringify({action: 'subscribe', payload: {channel: channel}, id: 'attack'});
+}
+function connectWebSocket(url, channel) {
+  var ws = new WebSocket(url.replace(/^http/, 'ws') + '/pubsub/websocket');
+  ws.onopen = function () { record('websocket', {kind: 'open'}); ws.send(subscribeRequest(channel)); };
+  ws.onmessage = function (event) { record('websocket', JSON.parse(event.data)); };
+  ws.onerror = function () { record('websocket', {kind: 'error'}); };
+  ws.onclose = function (event) { record('websocket', {kind: 'close', code: event.code}); };
+}
+function connectXhrStreaming(url, channel) {
+  var base = url + '/pubsub/000/' + Math.random().toString(36).slice(2) + '/';
+  var xhr = new XMLHttpRequest(), done = 0;
+  xhr.open('POST', base + 'xhr_streaming');
+  xhr.withCredentials = true;
+  xhr.onprogress = function () {
+    var end = xhr.responseText.lastIndexOf('\\n');
+    if (end < done) return;
+    var lines = xhr.responseText.slice(done, end).split('\\n');
+    done = end + 1;
+    lines.forEach(function (line) {
+      if (line === 'o') {
+        record('xhr-streaming', {kind: 'open'});
+        var send = new XMLHttpRequest();
+        send.open('POST', base + 'xhr_send');
+        send.withCredentials = true;
+        send.send(JSON.stringify([subscribeRequest(channel)]));
+      } else if (line.charAt(0) === 'a') {
+        JSON.parse(line.slice(1)).forEach(function (m) { record('xhr-streaming', JSON.parse(m)); });
+      }
+    });
+  };
+  xhr.onerror = function () { record('xhr-streaming', {kind: 'error', status: xhr.status}); };
+  xhr.send();
+}
+</script></body></html>"""
+ATTACKS = {"websocket": "connectWebSocket", "xhr-streaming": "connectXhrStreaming"}
+
+
+@pytest.fixture(scope="module")
+def other_origin():
+    """A page on another port of 127.0.0.1: another origin, but the same site, so the browser
+    sends the site's cookies (host-only, whatever the port) with its requests."""
+    body = ATTACK_PAGE.encode("utf-8")
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *arguments) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield "http://127.0.0.1:%d" % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+class NetworkLog:
+    """Chromium's own account of the page's requests (DevTools protocol): the status the
+    server answered (a page cannot see it when CORS refuses the response) and the Cookie
+    header the browser sent; for WebSockets, the handshake's error (DevTools shows neither
+    the cookie nor the status of a refused handshake)."""
+
+    def __init__(self, context, page) -> None:
+        self.urls: Dict[str, str] = {}
+        self.status: Dict[str, int] = {}
+        self.cookies: Dict[str, str] = {}
+        self.websocket_errors: List[str] = []
+        page.on("websocket", lambda ws: ws.on(
+            "socketerror", lambda error: self.websocket_errors.append(error)))
+        session = context.new_cdp_session(page)
+        session.send("Network.enable")
+        session.on("Network.requestWillBeSent", lambda event: self.urls.setdefault(
+            event["requestId"], event["request"]["url"]))
+        session.on("Network.webSocketCreated", lambda event: self.urls.setdefault(
+            event["requestId"], event["url"]))
+        session.on("Network.requestWillBeSentExtraInfo", lambda event: self.cookies.setdefault(
+            event["requestId"], {name.lower(): value for name, value in
+                                 event["headers"].items()}.get("cookie", "")))
+        session.on("Network.responseReceivedExtraInfo", lambda event: self.status.setdefault(
+            event["requestId"], event["statusCode"]))
+
+    def requests(self, fragment: str):
+        """(status, Cookie header) of each request whose URL holds ``fragment``."""
+        return [(self.status.get(request_id), self.cookies.get(request_id))
+                for request_id, url in self.urls.items() if fragment in url]
+
+
+def log_in_with_samesite_none(context, site: Site) -> str:
+    """Log in as alice through the site's form; then make her session cookie SameSite=None
+    (Secure: Chromium refuses SameSite=None without it, and counts http://127.0.0.1 as a
+    secure context), as deployments with embedded pages set it: sent with every request from
+    any page.  Returns the cookie's value."""
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.goto(site.web.url + "/accounts/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "alice-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(site.web.url + "/")
+    page.close()
+    session = [cookie for cookie in context.cookies() if cookie["name"] == "sessionid"][0]
+    context.add_cookies([dict(session, sameSite="None", secure=True)])
+    cookie = [cookie for cookie in context.cookies() if cookie["name"] == "sessionid"][0]
+    assert (cookie["sameSite"], cookie["secure"]) == ("None", True)
+    return cookie["value"]
+
+
+def wait_for_events(page, transport: str, predicate: str, timeout: float = 10000):
+    page.wait_for_function("window.events[%r].some(function (e) { return %s; })"
+                           % (transport, predicate), timeout=timeout)
+    return page.evaluate("window.events[%r]" % transport)
+
+
+def attack(context, origin: str, realtime: ServerProcess, transport: str, channel: str):
+    """Open the page of ``origin`` and let it connect to ``realtime`` over ``transport``."""
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    network = NetworkLog(context, page)
+    page.goto(origin + "/")
+    page.evaluate("([url, channel]) => %s(url, channel)" % ATTACKS[transport],
+                  [realtime.url, channel])
+    return page, network
+
+
+def test_page_of_another_port_is_refused_with_the_users_cookie(site, browser, other_origin):
+    """Acceptance: allowed_origins left at its default with DjangoAuthenticator.  The site's
+    page (an origin Django trusts) connects as alice; a page on another port of 127.0.0.1,
+    whose requests carry alice's session cookie (SameSite=None), is refused with 403 on the
+    WebSocket handshake and on xhr-streaming, and so never subscribes to her channel."""
+    alice = "user:%d" % site.users["alice"]
+    context = browser.new_context()
+    try:
+        session_id = log_in_with_samesite_none(context, site)
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        page.goto(site.web.url + "/")
+        page.wait_for_function("document.getElementById('status').textContent === 'connected'")
+        deadline = time.monotonic() + 10
+        while page.locator("#messages li").count() == 0:  # subscribed as alice
+            assert time.monotonic() < deadline, page.text_content("#status")
+            publish_through_api(site, alice, "hello alice")
+            page.wait_for_timeout(300)
+
+        other, network = attack(context, other_origin, site.realtime, "websocket", alice)
+        events = wait_for_events(other, "websocket", "e.kind === 'close'")
+        assert [event["kind"] for event in events] == ["error", "close"], events
+        assert network.websocket_errors == [
+            "Error during WebSocket handshake: Unexpected response code: 403"]
+        other.close()
+
+        other, network = attack(context, other_origin, site.realtime, "xhr-streaming", alice)
+        events = wait_for_events(other, "xhr-streaming", "e.kind === 'error'")
+        assert events == [{"kind": "error", "status": 0}], events  # CORS hides the status
+        refused = network.requests("/xhr_streaming")
+        assert [status for status, _ in refused] == [403], refused
+        # the browser did send alice's cookie: only the origin check stopped the page (the
+        # WebSocket carries it too: see the next test, where '*' lets the same page in)
+        assert "sessionid=%s" % session_id in refused[0][1], refused
+        other.close()
+    finally:
+        context.close()
+    assert re.search(r"allowed_origins automatic, for cookie authentication \(SiteAuthenticator\)"
+                     r": pages of this server and of CSRF_TRUSTED_ORIGINS \['%s'\] and "
+                     r"ALLOWED_HOSTS \['127.0.0.1', 'localhost'\]" % re.escape(site.web.url),
+                     site.realtime.log())
+
+
+def handshake_status(server: ServerProcess, origin=None) -> int:
+    options = {"origin": origin} if origin else {}
+    try:
+        websocket.create_connection(server.ws_url + "/pubsub/websocket", timeout=10,
+                                    **options).close()
+    except websocket.WebSocketBadStatusException as error:
+        return error.status_code
+    return 101
+
+
+def test_the_example_trusts_what_django_trusts(site):
+    """ALLOWED_HOSTS ['127.0.0.1', 'localhost'] on the default ports, CSRF_TRUSTED_ORIGINS
+    [the site's origin], and the realtime server's own origin."""
+    expected = {
+        site.web.url: 101,                             # CSRF_TRUSTED_ORIGINS
+        "http://localhost": 101, "https://localhost": 101, "http://127.0.0.1": 101,
+        "http://localhost:%d" % site.web.port: 403,    # not the site's origin: another host
+        "http://127.0.0.1:%d" % free_port(): 403,      # another port of the site's host
+        "https://127.0.0.1:%d" % site.web.port: 403,   # another scheme
+        "http://sub.localhost": 403, "https://evil.example": 403, "null": 403,
+        None: 101,                                     # websocket-client: the server's own
+    }
+    assert {origin: handshake_status(site.realtime, origin) for origin in expected} == expected
+
+
+DJANGO_TRUST = """
+import django
+from django.conf import settings
+settings.configure(INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes"], **%s)
+django.setup()
+from realtimemagic.auth.contrib import django_trusts_origin
+print([django_trusts_origin(origin) for origin in %r])
+"""
+
+
+@pytest.mark.parametrize("setting,trusted,refused", [
+    ({"ALLOWED_HOSTS": [".example.com"]},
+     ["https://example.com", "http://a.b.example.com", "https://example.com:443"],
+     ["https://example.com:8443", "https://badexample.com", "ws://example.com", "null"]),
+    ({"ALLOWED_HOSTS": ["*"]}, ["https://anything.example", "http://[::1]"],
+     ["http://anything.example:8080"]),
+    ({"ALLOWED_HOSTS": [], "DEBUG": True}, ["http://localhost", "http://a.localhost",
+                                            "http://127.0.0.1", "http://[::1]"],
+     ["http://127.0.0.1:8000", "http://example.com"]),
+    ({"ALLOWED_HOSTS": [], "DEBUG": False}, [], ["http://localhost", "http://127.0.0.1"]),
+    ({"CSRF_TRUSTED_ORIGINS": ["https://*.example.com", "http://127.0.0.1:8000"]},
+     ["https://example.com", "https://a.example.com", "http://127.0.0.1:8000"],
+     ["http://a.example.com", "https://a.example.com:8443", "http://127.0.0.1:8001",
+      "https://127.0.0.1:8000"]),
+], ids=["leading-dot", "star", "debug-defaults", "no-hosts", "csrf-trusted-origins"])
+def test_django_trusts_origins_as_django_does(setting, trusted, refused):
+    origins = trusted + refused
+    done = subprocess.run([sys.executable, "-c", DJANGO_TRUST % (repr(setting), origins)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == repr([origin in trusted for origin in origins])
+
+
+@pytest.fixture(scope="module")
+def realtime_any_origin(site, tmp_path_factory):
+    """The site's realtime server again, with ``--allowed-origins '*'`` set explicitly."""
+    api_port = free_port()
+    with serve_realtime(site.environment, tmp_path_factory.mktemp("any-origin"),
+                        "--allowed-origins", "*", "--api-port", str(api_port)) as server:
+        yield server, "http://127.0.0.1:%d" % api_port
+
+
+@pytest.mark.parametrize("transport", list(ATTACKS))
+def test_explicit_star_lets_the_other_port_connect_as_the_user(site, browser, other_origin,
+                                                               realtime_any_origin, transport):
+    """Acceptance: with ``--allowed-origins '*'`` the same page connects and subscribes to
+    alice's channel with her cookie (what the default stops), and the server warned at
+    startup."""
+    realtime, api_url = realtime_any_origin
+    alice = "user:%d" % site.users["alice"]
+    context = browser.new_context()
+    try:
+        log_in_with_samesite_none(context, site)
+        page, _ = attack(context, other_origin, realtime, transport, alice)
+        wait_for_events(page, transport, "e.action === 'subscribed'")
+        done = requests.post(api_url + "/api/publish", timeout=5,
+                             json={"channel": alice, "message": "private to alice"})
+        assert done.status_code == 200, done.text
+        events = wait_for_events(page, transport, "e.action === 'message'")
+        assert {"action": "message", "payload": {
+            "channel": alice, "message": "private to alice"}} in events
+    finally:
+        context.close()
+    assert ("WARNING realtimemagic: allowed_origins is '*' with cookie authentication "
+            "(SiteAuthenticator): a page of any origin that the browser sends the cookie from "
+            "can connect as the logged-in user") in realtime.log()
+
+
 # -- the example as shipped: SQLite ---------------------------------------------------------------
 
 def test_example_with_sqlite(tmp_path):
     environment = site_environment({"DJANGO_SITE_DATABASE": "sqlite",
                                     "DJANGO_SITE_SQLITE": str(tmp_path / "db.sqlite3")})
-    with serve_site(environment, tmp_path) as (web, realtime, api_url, users):
+    with serve_site(environment, tmp_path) as (web, realtime, api_url, users, _):
         client = CookieWebSocketClient(realtime, cookie=cookie_header(
             login(web, "alice", "alice-password")))
         anonymous = CookieWebSocketClient(realtime)

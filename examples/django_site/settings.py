@@ -14,6 +14,9 @@ Environment (all optional):
   connections after each check whatever it says).
 - ``DJANGO_SITE_REALTIME_ENDPOINT``: where pages find the realtime server (default
   ``http://127.0.0.1:9000/pubsub``).
+- ``DJANGO_SITE_TRUSTED_ORIGINS``: CSRF_TRUSTED_ORIGINS, comma-separated: the origins of the
+  site's pages (default ``http://127.0.0.1:8000,http://localhost:8000``, runserver's), which the
+  realtime server accepts along with ALLOWED_HOSTS on the default ports.
 - ``DJANGO_SITE_FAST_PASSWORDS=1``: a fast password hash, for tests.
 - ``DJANGO_SITE_SECRET_KEY``, ``DJANGO_SITE_TOKEN_KEY``: the example's secrets (the defaults are
   for trying it out only).
@@ -83,8 +86,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The session cookie reaches the realtime server: same host (any port), or set
 # SESSION_COOKIE_DOMAIN to the parent domain of both.  SameSite=Lax (the default) keeps it
-# from other sites' pages; the realtime server's --allowed-origins does the rest.
+# from other sites' pages, not from other ports or subdomains of this one: the realtime server
+# accepts pages of the origins Django trusts only (ALLOWED_HOSTS on the default ports, and
+# CSRF_TRUSTED_ORIGINS: the site's origin on its port, as runserver serves it).
 SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_TRUSTED_ORIGINS = os.environ.get(
+    "DJANGO_SITE_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000").split(",")
 
 # Tests only (DJANGO_SITE_FAST_PASSWORDS=1): a fast hash, as Django's testing docs advise.
 if os.environ.get("DJANGO_SITE_FAST_PASSWORDS") == "1":

@@ -34,6 +34,7 @@ import importlib
 import logging
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List, Optional
+from urllib.parse import urlsplit
 
 try:
     import django
@@ -108,6 +109,7 @@ class DjangoAuthenticator(Authenticator):
 
     error_message = "You must be logged in."
     max_database_connections: Optional[int] = 10
+    uses_cookies = True  # the session cookie: see trusts_origin
 
     def __init_subclass__(cls, **keywords: Any) -> None:
         super().__init_subclass__(**keywords)
@@ -146,6 +148,21 @@ class DjangoAuthenticator(Authenticator):
             return AnonymousUser()
         return auth.get_user(_SessionRequest(read_only_session(session_key)))
 
+    def trusts_origin(self, origin: str) -> bool:
+        """Pages of ``origin`` may connect with the session cookie (when ``allowed_origins``
+        is left automatic) when Django trusts it: listed in ``CSRF_TRUSTED_ORIGINS`` (as
+        Django's CSRF check matches them: exactly, or ``https://*.example.com``), or one of
+        the ``ALLOWED_HOSTS`` (``.example.com``: it and its subdomains; ``*``: any) over http
+        or https on the scheme's default port.  ALLOWED_HOSTS names no port, and another
+        port of the same host is another origin: list such origins in
+        CSRF_TRUSTED_ORIGINS, as Django asks for a form posted from them."""
+        return django_trusts_origin(origin)
+
+    def trusted_origins(self) -> str:
+        from django.conf import settings
+        return "CSRF_TRUSTED_ORIGINS %s and ALLOWED_HOSTS %s (http/https, default ports)" % (
+            list(settings.CSRF_TRUSTED_ORIGINS), allowed_hosts())
+
     def check(self, conn: Any, channel: str) -> None:
         """Anonymous users are refused with ``error_message``."""
         if not self.get_user(conn).is_authenticated:
@@ -160,6 +177,42 @@ class DjangoAuthenticator(Authenticator):
 
 for _name in CLOSING_METHODS:
     setattr(DjangoAuthenticator, _name, _closing(getattr(DjangoAuthenticator, _name)))
+
+
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def allowed_hosts() -> List[str]:
+    """``ALLOWED_HOSTS``, or what Django allows when it is empty and ``DEBUG`` is on."""
+    from django.conf import settings
+    if settings.DEBUG and not settings.ALLOWED_HOSTS:
+        return [".localhost", "127.0.0.1", "[::1]"]  # as HttpRequest.get_host()
+    return list(settings.ALLOWED_HOSTS)
+
+
+def django_trusts_origin(origin: str) -> bool:
+    """See :meth:`DjangoAuthenticator.trusts_origin`."""
+    from django.conf import settings
+    from django.http.request import split_domain_port, validate_host
+    from django.utils.http import is_same_domain
+    trusted = settings.CSRF_TRUSTED_ORIGINS
+    if origin in trusted:
+        return True
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    if parts.scheme not in DEFAULT_PORTS:
+        return False
+    for pattern in trusted:  # CsrfViewMiddleware's allowed_origin_subdomains
+        if "*" in pattern:
+            wildcard = urlsplit(pattern)
+            if wildcard.scheme == parts.scheme and is_same_domain(
+                    parts.netloc, wildcard.netloc.lstrip("*")):
+                return True
+    domain, port = split_domain_port(parts.netloc)
+    return (bool(domain) and port in ("", DEFAULT_PORTS[parts.scheme])
+            and validate_host(domain, allowed_hosts()))
 
 
 class _SessionRequest:
