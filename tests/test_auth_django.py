@@ -17,7 +17,12 @@ xhr-polling:
    and no more than max_database_connections checks hold one at once;
 4. headless Chromium logs in with the login form, loads the page rendered with
    ``{% realtime_endpoint %}``, connects with the cookie the browser sends to the other port,
-   and shows what Python publishes to the user's channel (and nothing published to another's).
+   and shows what Python publishes to the user's channel (and nothing published to another's);
+5. origins, with allowed_origins left at its default: the realtime server trusts what Django
+   trusts (CSRF_TRUSTED_ORIGINS, ALLOWED_HOSTS on the default ports); in Chromium a page on
+   another port of 127.0.0.1, whose requests carry alice's session cookie, is refused with 403
+   on the WebSocket handshake and on xhr-streaming, and with ``--allowed-origins '*'`` the same
+   page subscribes to alice's channel (and the server warned at startup).
 
 And the site's token view (tokens for pages of other origins), the app's label, system checks
 and tag, and the example as shipped, with SQLite: the same site, the same rules.
@@ -537,11 +542,12 @@ class NetworkLog:
                 for request_id, url in self.urls.items() if fragment in url]
 
 
-def log_in_with_samesite_none(context, site: Site) -> str:
-    """Log in as alice through the site's form; then make her session cookie SameSite=None
-    (Secure: Chromium refuses SameSite=None without it, and counts http://127.0.0.1 as a
-    secure context), as deployments with embedded pages set it: sent with every request from
-    any page.  Returns the cookie's value."""
+def log_in(context, site: Site, same_site: str = "None") -> str:
+    """Log in as alice through the site's form; then, for ``same_site="None"``, make her
+    session cookie SameSite=None (Secure: Chromium refuses SameSite=None without it, and
+    counts http://127.0.0.1 as a secure context), as deployments with embedded pages set it:
+    sent with every request from any page.  ``"Lax"``: the site's own setting, sent with
+    requests from pages of the same site (any port).  Returns the cookie's value."""
     page = context.new_page()
     page.set_default_timeout(15000)
     page.goto(site.web.url + "/accounts/login/")
@@ -550,10 +556,11 @@ def log_in_with_samesite_none(context, site: Site) -> str:
     page.click("button[type=submit]")
     page.wait_for_url(site.web.url + "/")
     page.close()
-    session = [cookie for cookie in context.cookies() if cookie["name"] == "sessionid"][0]
-    context.add_cookies([dict(session, sameSite="None", secure=True)])
+    if same_site == "None":
+        session = [cookie for cookie in context.cookies() if cookie["name"] == "sessionid"][0]
+        context.add_cookies([dict(session, sameSite="None", secure=True)])
     cookie = [cookie for cookie in context.cookies() if cookie["name"] == "sessionid"][0]
-    assert (cookie["sameSite"], cookie["secure"]) == ("None", True)
+    assert cookie["sameSite"] == same_site
     return cookie["value"]
 
 
@@ -574,15 +581,18 @@ def attack(context, origin: str, realtime: ServerProcess, transport: str, channe
     return page, network
 
 
-def test_page_of_another_port_is_refused_with_the_users_cookie(site, browser, other_origin):
+@pytest.mark.parametrize("same_site", ["None", "Lax"])
+def test_page_of_another_port_is_refused_with_the_users_cookie(site, browser, other_origin,
+                                                               same_site):
     """Acceptance: allowed_origins left at its default with DjangoAuthenticator.  The site's
     page (an origin Django trusts) connects as alice; a page on another port of 127.0.0.1,
-    whose requests carry alice's session cookie (SameSite=None), is refused with 403 on the
-    WebSocket handshake and on xhr-streaming, and so never subscribes to her channel."""
+    whose requests carry alice's session cookie (SameSite=None; and Lax, Django's default:
+    another port is the same site), is refused with 403 on the WebSocket handshake and on
+    xhr-streaming, and so never subscribes to her channel."""
     alice = "user:%d" % site.users["alice"]
     context = browser.new_context()
     try:
-        session_id = log_in_with_samesite_none(context, site)
+        session_id = log_in(context, site, same_site)
         page = context.new_page()
         page.set_default_timeout(15000)
         page.goto(site.web.url + "/")
@@ -694,7 +704,7 @@ def test_explicit_star_lets_the_other_port_connect_as_the_user(site, browser, ot
     alice = "user:%d" % site.users["alice"]
     context = browser.new_context()
     try:
-        log_in_with_samesite_none(context, site)
+        log_in(context, site)
         page, _ = attack(context, other_origin, realtime, transport, alice)
         wait_for_events(page, transport, "e.action === 'subscribed'")
         done = requests.post(api_url + "/api/publish", timeout=5,
