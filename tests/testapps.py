@@ -117,3 +117,22 @@ class SlowChecks(Authenticator):
 
 
 ordering.authenticators["slowauth"].append(SlowChecks())
+
+
+# -- an authenticator that reads cookies: allowed_origins automatic -----------------------------
+
+class SiteCookie(Authenticator):
+    """Trusts the origins in RTM_TEST_TRUSTED_ORIGINS (comma-separated); lets every connection
+    in (the origin check is what tests/test_origins_browser.py looks at)."""
+    uses_cookies = True
+
+    def trusts_origin(self, origin):
+        import os
+        return origin in os.environ.get("RTM_TEST_TRUSTED_ORIGINS", "").split(",")
+
+    def check(self, conn, channel):
+        pass
+
+
+cookie_site = RealTimeMagic()
+cookie_site.authenticators["default"].append(SiteCookie())

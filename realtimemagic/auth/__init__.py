@@ -37,7 +37,9 @@ class Authenticator:
 
     def trusted_origins(self) -> str:
         """What ``trusts_origin`` accepts, in words, for the startup log."""
-        return "no other origin"
+        if type(self).trusts_origin is Authenticator.trusts_origin:
+            return "no other origin"
+        return "the origins %s.trusts_origin accepts" % type(self).__name__
 
     def check(self, conn: Any, channel: str) -> None:
         """Refuse by raising ``AuthenticationError(self.error_message)``."""
