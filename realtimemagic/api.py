@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterable
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .exceptions import BadRequest, MessageTooLarge
+from .exceptions import BadRequest, BodyTimeout, MessageTooLarge
 from .pubsub import protocol
 from .runtime.endpoint import respond
 from .stats import StatsCollector, stats
@@ -64,6 +64,9 @@ class InternalAPI:
             channel, message = data["channel"], data["message"]
         except MessageTooLarge as error:
             return respond(start_response, 413, [JSON], json.dumps({"error": str(error)}))
+        except BodyTimeout as error:
+            return respond(start_response, 408, [JSON, ("Connection", "close")],
+                           json.dumps({"error": str(error)}))
         except (ValueError, TypeError, KeyError, BadRequest):
             return respond(start_response, 400, [JSON], json.dumps(
                 {"error": 'expected a JSON object {"channel": ..., "message": ...}'}))

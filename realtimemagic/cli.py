@@ -91,7 +91,7 @@ def main(argv: Optional[List[str]] = None, default_port: Optional[int] = None) -
     from .magic import RealTimeMagic
     if isinstance(app, RealTimeMagic):
         settings = app.settings  # its own, with the flags applied
-    server = Server(app, settings.host, settings.port, settings.shutdown_timeout)
+    server = Server(app, settings.host, settings.port, settings.shutdown_timeout, settings)
     server.serve_forever()
 
 

@@ -85,6 +85,13 @@ class Settings:
     send_timeout: float = setting(
         30.0, "A WebSocket write that makes no progress for this long ends the connection (the "
         "client stopped reading or vanished).", "s")
+    header_timeout: float = setting(
+        10.0, "A request's line and headers must arrive within this long after the connection "
+        "opens (or, on a kept-alive connection, after the previous response); past it the "
+        "connection is closed, with 408 on its first request.", "s")
+    body_timeout: float = setting(
+        10.0, "A send body (xhr_send, jsonp_send, POST /api/publish) must arrive whole within "
+        "this long after its headers; past it: 408 and the connection is closed.", "s")
     websocket_enabled: bool = setting(True, "Offer the websocket transport.")
     cookie_needed: bool = setting(
         False, "JSESSIONID cookie for load balancers that stick sessions by cookie.")
@@ -95,7 +102,9 @@ class Settings:
         "\"history_ttl\": 300, \"presence\": true, \"join_leave\": true}} (docs/history.md).")
     max_connections: int = setting(
         10000, "Sessions one process serves at once; past it new ones are refused with 503 "
-        "\"Too many connections\" (the existing ones live on).", "sessions")
+        "\"Too many connections\" (the existing ones live on). It bounds as well the connections "
+        "waiting for their request headers: past it a new connection gets 503 and is closed.",
+        "sessions")
     allowed_origins: str = setting(
         "", "Origins (scheme://host[:port], comma-separated) whose pages may connect, checked "
         "on the WebSocket handshake and on every CORS request; * allows any. Empty (the "
@@ -126,7 +135,8 @@ class Settings:
             raise ConfigError("prefix must start with '/': %r" % self.prefix)
         self.prefix = self.prefix.rstrip("/")
         for name in ("heartbeat_interval", "disconnect_delay", "sweep_interval", "rate_limit",
-                     "broker_reconnect_min", "broker_reconnect_max", "broker_health_interval"):
+                     "broker_reconnect_min", "broker_reconnect_max", "broker_health_interval",
+                     "header_timeout", "body_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError("%s must be positive" % name)
         for name in ("response_limit", "max_message_size", "max_frame_size",

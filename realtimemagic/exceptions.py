@@ -6,6 +6,7 @@
     |   +-- BadRequest              malformed body, frame or message
     |   +-- MessageTooLarge         over a size limit (max_frame_size, max_message_size)
     |   +-- IncompleteRequest       a request body cut short or badly chunked (HTTP 400)
+    |   |   +-- BodyTimeout         a request body not complete within body_timeout (HTTP 408)
     |   +-- ProtocolError           a pub/sub request the server refuses; carries its error code
     |   +-- AuthenticationError     an authenticator refused a channel or a message (forbidden)
     +-- SessionError                a session cannot do what was asked
@@ -41,6 +42,10 @@ class MessageTooLarge(PeerError):
 
 class IncompleteRequest(PeerError):
     """The request body ended before its announced length, or its chunked framing is broken."""
+
+
+class BodyTimeout(IncompleteRequest):
+    """The request body did not arrive whole within ``body_timeout``."""
 
 
 class ProtocolError(PeerError):

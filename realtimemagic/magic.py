@@ -162,8 +162,8 @@ class RealTimeMagic(SockJSHandler):
     def start(self) -> None:
         """Serve until SIGINT or SIGTERM (the seed's ``rtm.start()``)."""
         from .runtime.server import Server
-        Server(self, self.settings.host, self.settings.port,
-               self.settings.shutdown_timeout).serve_forever()
+        Server(self, self.settings.host, self.settings.port, self.settings.shutdown_timeout,
+               self.settings).serve_forever()
 
     def _supervise(self, monitor: Callable) -> None:
         """Run a monitor forever: one that raises or returns is logged and restarted, with

@@ -8,6 +8,9 @@ from typing import Any, Dict, Iterator, List
 import greenlet
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from .incidents import incidents
+from .runtime.wsgi_server import half_open
+
 STARTED = time.time()
 
 
@@ -43,11 +46,13 @@ def stats(rtm: Any) -> Dict[str, Any]:
         "connections": len(rtm.connections),
         "sessions": sum(len(endpoint.sessions) for endpoint in rtm.app.endpoints),
         "connections_by_transport": dict(transports),
+        "half_open": half_open(),
         "channels": len(rtm.channels),
         "messages_in": rtm.counters["messages_in"],
         "published": rtm.counters["published"],
         "deliveries": rtm.counters["deliveries"],
         "hook_errors": rtm.counters["errors"],
+        "incidents": dict(incidents.counts),
         "broker": rtm.broker.status(),
         "monitors": monitors(rtm),
         "process": process_figures(),
@@ -68,6 +73,8 @@ class StatsCollector:
         for transport, count in sorted(current["connections_by_transport"].items()):
             by_transport.add_metric([transport], count)
         yield by_transport
+        yield GaugeMetricFamily("realtimemagic_half_open", "Connections waiting for their "
+                                "request headers", value=current["half_open"])
         yield GaugeMetricFamily("realtimemagic_channels", "Channels with local subscribers",
                                 value=current["channels"])
         for name, help_text in (
@@ -76,6 +83,11 @@ class StatsCollector:
                 ("deliveries", "Messages queued to clients"),
                 ("hook_errors", "Hooks that raised")):
             yield CounterMetricFamily("realtimemagic_" + name, help_text, value=current[name])
+        refused = CounterMetricFamily("realtimemagic_incidents", "Malformed or too slow "
+                                      "requests, refused connections", labels=["kind"])
+        for kind, count in sorted(current["incidents"].items()):
+            refused.add_metric([kind], count)
+        yield refused
         broker = current["broker"]
         yield GaugeMetricFamily("realtimemagic_broker_connected", "1 when the broker is connected",
                                 value=1 if broker.get("state") == "connected" else 0)

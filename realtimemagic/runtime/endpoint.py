@@ -8,7 +8,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 import gevent
 
 from .. import config
-from ..exceptions import BadRequest, IncompleteRequest, MessageTooLarge
+from ..exceptions import BadRequest, BodyTimeout, IncompleteRequest, MessageTooLarge
 from ..sockjs import info as static
 from ..sockjs.registry import SessionRegistry
 from ..sockjs.routing import RECEIVERS, Route, allowed, resolve
@@ -139,6 +139,8 @@ class SockJSEndpoint:
             return self._dispatch(route, request, start_response)
         except MessageTooLarge as error:
             return respond(start_response, 413, [TEXT_PLAIN], str(error))
+        except BodyTimeout as error:
+            return respond(start_response, 408, [TEXT_PLAIN, ("Connection", "close")], str(error))
         except IncompleteRequest as error:
             return respond(start_response, 400, [TEXT_PLAIN, ("Connection", "close")], str(error))
         except BadRequest as error:

@@ -9,11 +9,12 @@ import weakref
 from typing import Any, Callable, Optional, Tuple
 
 import gevent
-from gevent import pywsgi
 from gevent.event import Event
 from gevent.pool import Pool
 
+from .. import config
 from .handler import Handler
+from .wsgi_server import WSGIServer
 
 log = logging.getLogger("realtimemagic.server")
 
@@ -24,19 +25,18 @@ class Server:
     """Serve a WSGI application (a :class:`Router` or :class:`SockJSEndpoint`) on one address.
 
     ``app`` may have ``startup()``, ``shutdown()`` and ``close_all(code, reason)``; they are
-    called at the matching moments.
+    called at the matching moments.  ``settings`` gives the bounds on what clients send
+    (``header_timeout``, ``body_timeout``, ``max_connections``); the defaults when None.
     """
 
     def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 9000,
-                 shutdown_timeout: float = 5.0) -> None:
+                 shutdown_timeout: float = 5.0,
+                 settings: Optional[config.Settings] = None) -> None:
         self.app = app
         self.shutdown_timeout = shutdown_timeout
-        # A pool (unbounded: max_connections is the limit), so that stop() can wait for the
-        # connections to finish.
-        self.wsgi = pywsgi.WSGIServer((host, port), app, handler_class=Handler, log=None,
-                                      error_log=logging.getLogger("realtimemagic.wsgi"),
-                                      spawn=Pool())
-        self.wsgi.access_log = logging.getLogger("realtimemagic.access")
+        # A pool (unbounded: max_connections bounds the sessions and, in the server, the
+        # half-open connections), so that stop() can wait for the connections to finish.
+        self.wsgi = bounded_server((host, port), app, settings or config.Settings(), spawn=Pool())
         self.wsgi.handlers = weakref.WeakSet()
         self._stopped = Event()
 
@@ -108,7 +108,18 @@ def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-def start_api(rtm: Any, reuse_port: bool = False) -> Optional[pywsgi.WSGIServer]:
+def bounded_server(listener: Any, app: Callable, settings: config.Settings,
+                   **keywords: Any) -> WSGIServer:
+    """pywsgi with our handler, the bounds of ``settings`` and our loggers."""
+    server = WSGIServer(listener, app, header_timeout=settings.header_timeout,
+                        body_timeout=settings.body_timeout,
+                        max_half_open=settings.max_connections, handler_class=Handler, log=None,
+                        error_log=logging.getLogger("realtimemagic.wsgi"), **keywords)
+    server.access_log = logging.getLogger("realtimemagic.access")
+    return server
+
+
+def start_api(rtm: Any, reuse_port: bool = False) -> Optional[WSGIServer]:
     """Start the internal API of ``rtm`` on its own listener, or log why it cannot."""
     from ..api import InternalAPI
     settings = rtm.settings
@@ -122,9 +133,7 @@ def start_api(rtm: Any, reuse_port: bool = False) -> Optional[pywsgi.WSGIServer]
         log.error("internal API not started: cannot listen on %s:%d (%s)", settings.api_host,
                   port, errno.errorcode.get(error.errno, error))
         return None
-    server = pywsgi.WSGIServer(listener, InternalAPI(rtm), handler_class=Handler, log=None,
-                               error_log=logging.getLogger("realtimemagic.wsgi"))
-    server.access_log = logging.getLogger("realtimemagic.access")
+    server = bounded_server(listener, InternalAPI(rtm), settings)
     server.start()
     log.info("internal API on http://%s:%d", *server.address[:2])
     return server

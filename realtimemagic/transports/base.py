@@ -16,7 +16,7 @@ import gevent
 from gevent.event import Event
 from gevent.select import select
 
-from ..exceptions import BadRequest, IncompleteRequest, MessageTooLarge
+from ..exceptions import BadRequest, BodyTimeout, IncompleteRequest, MessageTooLarge
 from ..sockjs.frames import Frame
 from ..sockjs.info import CACHE_SECONDS
 
@@ -64,7 +64,8 @@ class Request:
 
     def read_body(self, limit: int) -> bytes:
         """The whole body, refused with :class:`MessageTooLarge` before reading more than
-        ``limit`` bytes."""
+        ``limit`` bytes; :class:`BodyTimeout` when the server's ``body_timeout`` passes
+        first."""
         stream = self.environ["wsgi.input"]
         length_text = self.environ.get("CONTENT_LENGTH") or ""
         if length_text.strip():
@@ -78,6 +79,8 @@ class Request:
             length = limit + 1  # chunked: read one byte more to see the overflow
         try:
             body = stream.read(length) if length > 0 else b""
+        except TimeoutError:  # the handler's deadline (runtime.handler.DeadlineReader)
+            raise BodyTimeout("Request body not complete in time.") from None
         except (OSError, ValueError) as error:  # cut short, or broken chunked framing
             raise IncompleteRequest("Incomplete request body: %s." % error) from None
         if len(body) > limit:
