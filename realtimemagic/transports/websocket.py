@@ -16,6 +16,7 @@ from gevent.event import Event
 from wsproto.utilities import generate_accept_token
 
 from ..exceptions import BadRequest
+from ..incidents import incidents
 from ..sockjs import frames
 from ..sockjs.frames import Close
 from .base import Receiver, Request, client_socket
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds we wait for the client's answer to our close frame.
 CLOSE_TIMEOUT = 2.0
+#: A client that has not answered the previous heartbeat's ping when the next one is due.
+PING_TIMEOUT = (4008, "Ping timeout")
 
 
 def handshake_error(request: Request) -> Optional[str]:
@@ -62,7 +65,8 @@ def _raw_frame(message) -> bytes:
 
 
 class SockJSFraming:
-    """SockJS frames as text messages; the client sends JSON arrays of strings."""
+    """SockJS frames as text messages; the client sends JSON arrays of strings.  A heartbeat
+    is the SockJS ``h`` frame and a ping (see :func:`serve`)."""
 
     def write(self, websocket: WebSocket, frame) -> None:
         if isinstance(frame, list) and len(frame) == 1:
@@ -70,6 +74,8 @@ class SockJSFraming:
             websocket.send_frames(frame[0].encoded("ws-sockjs", _sockjs_frame))
             return
         websocket.send_text(frames.render(frame))
+        if frame == frames.HEARTBEAT:
+            websocket.ping()
         if isinstance(frame, Close):
             websocket.close(1000, "Normal closure")
 
@@ -99,7 +105,12 @@ class RawFraming:
 def serve(websocket: WebSocket, framing, session, first, clock: Callable[[], float],
           on_messages: Callable[[object, list], None]) -> None:
     """Run one WebSocket session until either side closes.  This greenlet reads; a second one
-    (the pump) writes what the session has for the client."""
+    (the pump) writes what the session has for the client.
+
+    Each heartbeat pings the client; one that has not answered the previous ping when the next
+    heartbeat is due is closed with 4008 "Ping timeout".  That is what bounds a client that
+    stopped in the middle of a frame (its pong cannot come before the frame's end), or vanished:
+    the reader is never given a timeout, which could cut a frame in two."""
     receiver = session.receiver
     reader_done = Event()
 
@@ -108,6 +119,10 @@ def serve(websocket: WebSocket, framing, session, first, clock: Callable[[], flo
         try:
             while True:
                 for frame in pending:
+                    if frame == frames.HEARTBEAT and websocket.ping_unanswered:
+                        incidents.record("ping_timeout", "from %s" % _peer(websocket.sock))
+                        websocket.close(*PING_TIMEOUT)
+                        return
                     framing.write(websocket, frame)
                 if finished or not websocket.open:
                     return
@@ -141,6 +156,13 @@ def serve(websocket: WebSocket, framing, session, first, clock: Callable[[], flo
         pump_greenlet.join()
         websocket.close()
         shutdown(websocket.sock)
+
+
+def _peer(sock) -> str:
+    try:
+        return str(sock.getpeername()[0])
+    except (OSError, IndexError, TypeError):
+        return "?"
 
 
 def shutdown(sock) -> None:

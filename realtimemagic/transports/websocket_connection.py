@@ -6,7 +6,7 @@ import struct
 import gevent
 from gevent.lock import Semaphore
 from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, TextMessage
 from wsproto.frame_protocol import CloseReason
 
 READ_SIZE = 64 * 1024
@@ -27,6 +27,8 @@ class WebSocket:
         self.write_lock = Semaphore()
         #: (code, reason) of the close the client sent, if it sent one.
         self.client_close = None
+        #: A ping went out and no pong came back yet.
+        self.ping_unanswered = False
 
     def _send(self, event) -> None:
         with self.write_lock:
@@ -67,6 +69,7 @@ class WebSocket:
                 self.sock.sendall(memoryview(data)[sent:])
 
     def ping(self) -> None:
+        self.ping_unanswered = True
         self._send(Ping())
 
     def close(self, code: int = 1000, reason: str = "") -> None:
@@ -109,6 +112,8 @@ class WebSocket:
                         yield text
                 elif isinstance(event, Ping):
                     self._send(event.response())
+                elif isinstance(event, Pong):
+                    self.ping_unanswered = False
                 elif isinstance(event, CloseConnection):
                     if self.protocol.state is ConnectionState.REMOTE_CLOSING:
                         self.client_close = (event.code, event.reason)
