@@ -22,7 +22,7 @@ KINDS = {
     "body_timeout": "request body not complete within body_timeout",
     "ping_timeout": "WebSocket ping not answered by the next heartbeat",
     "half_open_limit": "connection refused: max_connections requests waiting for their headers",
-    "descriptors_exhausted": "connection refused: out of file descriptors",
+    "descriptors_exhausted": "out of file descriptors",
 }
 
 

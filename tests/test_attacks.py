@@ -54,16 +54,27 @@ class Served:
         return len(os.listdir("/proc/%d/fd" % self.process.pid))
 
 
+#: rtm-serve whose server never has a descriptor in reserve (as when even that one cannot be
+#: had): what it does when it is out of descriptors is to pause accepting.
+WITHOUT_RESERVE = ("from gevent import monkey; monkey.patch_all(); import sys; "
+                   "from realtimemagic.runtime import wsgi_server; "
+                   "wsgi_server._open_reserve = lambda: None; "
+                   "from realtimemagic import cli; cli.main(sys.argv[1:])")
+
+
 @contextmanager
-def rtm_serve(tmp_path, *flags: str, descriptors: Optional[int] = None) -> Iterator[Served]:
+def rtm_serve(tmp_path, *flags: str, descriptors: Optional[int] = None,
+              reserve: bool = True) -> Iterator[Served]:
     """Plain pub/sub in a subprocess; ``descriptors``: its RLIMIT_NOFILE."""
     port, api_port = free_port(), free_port()
     log_path = str(tmp_path / ("rtm-%d.log" % port))
     limit = None
     if descriptors is not None:
         limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (descriptors, descriptors))
-    command = [sys.executable, "-m", "realtimemagic.cli", "--port", str(port), "--api-port",
-               str(api_port), "--log-level", "warning"] + list(flags)
+    command = [sys.executable] + (["-m", "realtimemagic.cli"] if reserve else
+                                  ["-c", WITHOUT_RESERVE])
+    command += ["--port", str(port), "--api-port", str(api_port), "--log-level",
+                "warning"] + list(flags)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                    preexec_fn=limit)
@@ -264,6 +275,33 @@ def test_slowloris_with_fewer_descriptors_than_attackers(tmp_path):
     assert figures["longest_life"] <= header_timeout + 2, figures
     assert figures["answered_503"] >= 100 and figures["answered_408"] >= 50, figures
     assert incidents["descriptors_exhausted"] >= 100, incidents
+    assert healthy <= 1.0
+    assert len(lines) <= 4, lines
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_out_of_descriptors_without_a_reserve_pauses_and_resumes(tmp_path):
+    """Without a descriptor in reserve the server cannot refuse what it cannot accept: it
+    pauses accepting (no spinning, one log line) and takes the waiting connections as soon as
+    its own connections close, not after a long backoff."""
+    header_timeout = 2.0
+    with rtm_serve(tmp_path, "--header-timeout", str(header_timeout), descriptors=64,
+                   reserve=False) as served:
+        log_before = len(served.log_lines())
+        started = time.monotonic()
+        figures = slowloris(served.port, 100, trickle_every=1.0, give_up_after=15)
+        took = time.monotonic() - started
+        healthy = healthy_round_trip(served)
+        incidents = served.incidents()
+        lines = attack_log(served, log_before)
+        print("\nslowloris, 100 connections, RLIMIT_NOFILE 64, no reserve: %s" % figures)
+        print("  all served in %.2f s; incidents %s; healthy client in %.3f s" % (
+            took, {k: v for k, v in incidents.items() if v}, healthy))
+        print("  %d log lines:\n    %s" % (len(lines), "\n    ".join(lines)))
+    assert figures["still_open"] == 0 and figures["answered_408"] == 100, figures
+    # Two rounds of header_timeout: the second round was accepted as the first one closed.
+    assert took <= 3 * header_timeout + 3, figures
+    assert 1 <= incidents["descriptors_exhausted"] <= 100, incidents
     assert healthy <= 1.0
     assert len(lines) <= 4, lines
     assert not any("Traceback" in line for line in lines)
@@ -482,3 +520,23 @@ def test_log_lines_under_attack(tmp_path):
     assert 'realtimemagic_incidents_total{kind="header_timeout"} 50.0' in counted
     assert len(lines) == 2, lines
     assert not any("Traceback" in line or "ERROR" in line for line in lines)
+
+
+def test_incidents_are_logged_once_per_interval_with_the_count_meanwhile(caplog):
+    """The rate-limited log itself, with a fake clock: the first of a kind at once, the next
+    ones counted, one line per interval saying how many came meanwhile; kinds apart."""
+    from realtimemagic.incidents import Incidents
+    now = [100.0]
+    incidents = Incidents(interval=10.0, clock=lambda: now[0])
+    with caplog.at_level("WARNING", logger="realtimemagic.incidents"):
+        for second in range(25):
+            now[0] = 100.0 + second
+            for _ in range(40):
+                incidents.record("malformed_request", "bad")
+            incidents.record("header_timeout")
+    lines = [record.getMessage() for record in caplog.records]
+    assert incidents.counts["malformed_request"] == 1000
+    assert incidents.counts["header_timeout"] == 25
+    assert len(lines) == 6  # at 0, 10 and 20 s, for each kind
+    assert "399 more since the last line" in lines[2]
+    assert all(record.exc_info is None for record in caplog.records)

@@ -92,9 +92,13 @@ class WSGIServer(pywsgi.WSGIServer):
         except OSError as error:
             if error.errno not in OUT_OF_DESCRIPTORS:
                 raise
-            incidents.record("descriptors_exhausted", "accept: %s" % os.strerror(error.errno))
-            if not self._refuse_one():
+            if self._refuse_one():
+                outcome = "a waiting connection was answered 503"
+            else:
                 self._pause_accepting()
+                outcome = "accepting paused until a connection closes"
+            incidents.record("descriptors_exhausted", "accept: %s; %s" % (
+                os.strerror(error.errno), outcome))
             return None
         self._pause = ACCEPT_PAUSE[0]
         return accepted
