@@ -83,11 +83,11 @@ class StatsCollector:
                 ("deliveries", "Messages queued to clients"),
                 ("hook_errors", "Hooks that raised")):
             yield CounterMetricFamily("realtimemagic_" + name, help_text, value=current[name])
-        refused = CounterMetricFamily("realtimemagic_incidents", "Malformed or too slow "
+        by_kind = CounterMetricFamily("realtimemagic_incidents", "Malformed or too slow "
                                       "requests, refused connections", labels=["kind"])
         for kind, count in sorted(current["incidents"].items()):
-            refused.add_metric([kind], count)
-        yield refused
+            by_kind.add_metric([kind], count)
+        yield by_kind
         broker = current["broker"]
         yield GaugeMetricFamily("realtimemagic_broker_connected", "1 when the broker is connected",
                                 value=1 if broker.get("state") == "connected" else 0)
