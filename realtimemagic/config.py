@@ -10,9 +10,14 @@ This module is pure: no gevent, no sockets.
 """
 import argparse
 import dataclasses
+import difflib
+import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import (Any, Dict, List, Mapping, Optional, Union, get_args, get_origin,
+                    get_type_hints)
 
 from .exceptions import ConfigError
 
@@ -20,6 +25,14 @@ from .exceptions import ConfigError
 DEFAULT_SOCKJS_URL = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"
 
 KiB = 1024
+
+#: The URL schemes of the brokers (realtimemagic.brokers).
+BROKER_SCHEMES = ("memory", "redis", "rediss", "unix", "postgresql", "postgres")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+_ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+(:[0-9]{1,5})?$", re.IGNORECASE)
+_HOST = re.compile(r"^[A-Za-z0-9_.:%\[\]-]+$")
+_PRINTABLE = re.compile(r"^[\x21-\x7e]*$")  # visible ASCII: goes into an HTTP header
 
 
 def setting(default: Any, help: str, unit: str = "", cli: bool = True) -> Any:
@@ -129,6 +142,8 @@ class Settings:
         "(capped at a quarter of the shortest of heartbeat_interval and disconnect_delay).", "s")
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_type(f, getattr(self, f.name))
         if self.local is not None:
             self.host = "127.0.0.1" if self.local else "0.0.0.0"
         if not self.prefix.startswith("/") and self.prefix != "":
@@ -136,15 +151,59 @@ class Settings:
         self.prefix = self.prefix.rstrip("/")
         for name in ("heartbeat_interval", "disconnect_delay", "sweep_interval", "rate_limit",
                      "broker_reconnect_min", "broker_reconnect_max", "broker_health_interval",
-                     "header_timeout", "body_timeout"):
+                     "header_timeout", "body_timeout", "send_timeout"):
             if getattr(self, name) <= 0:
-                raise ConfigError("%s must be positive" % name)
+                raise ConfigError("%s must be positive, got %r" % (name, getattr(self, name)))
         for name in ("response_limit", "max_message_size", "max_frame_size",
                      "outbox_max_frames", "outbox_max_bytes", "max_subscriptions",
                      "hook_pool_size", "max_pending_messages", "broker_queue_size",
                      "max_connections"):
             if getattr(self, name) < 1:
-                raise ConfigError("%s must be at least 1" % name)
+                raise ConfigError("%s must be at least 1, got %r" % (name, getattr(self, name)))
+        if self.shutdown_timeout < 0:
+            raise ConfigError("shutdown_timeout must not be negative, got %r"
+                              % self.shutdown_timeout)
+        self._check_addresses()
+        self._check_texts()
+        if self.max_message_size > self.max_frame_size:
+            raise ConfigError("max_message_size (%d) must not exceed max_frame_size (%d): a "
+                              "message travels in one frame" % (self.max_message_size,
+                                                                self.max_frame_size))
+
+    def _check_addresses(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("port must be 0 to 65535 (0: a free one), got %d" % self.port)
+        if not -1 <= self.api_port <= 65535:
+            raise ConfigError("api_port must be -1 (port + 1), 0 (a free one) or up to 65535, "
+                              "got %d" % self.api_port)
+        for name in ("host", "api_host"):
+            if not _HOST.match(getattr(self, name)):
+                raise ConfigError("%s must be an IP address or a host name, got %r"
+                                  % (name, getattr(self, name)))
+        scheme = self.broker.partition("://")[0].lower()
+        if "://" not in self.broker or scheme not in BROKER_SCHEMES:
+            raise ConfigError("unsupported broker %r: use memory://, redis://host:port/db or "
+                              "postgresql://user@host/db" % self.broker)
+        for origin in self.allowed_origins.split(","):
+            origin = origin.strip().rstrip("/")
+            if origin and origin != "*" and not _ORIGIN.match(origin):
+                raise ConfigError("allowed_origins: %r is not an origin: write scheme://host"
+                                  "[:port], e.g. https://%s (or * for any)" % (
+                                      origin, origin.split("://")[-1]))
+
+    def _check_texts(self) -> None:
+        if self.sockjs_url and not self.sockjs_url.startswith(("/", "http://", "https://")):
+            raise ConfigError("sockjs_url must be an http(s) URL or a path starting with '/', "
+                              "got %r (empty: the copy the server serves)" % self.sockjs_url)
+        if not _PRINTABLE.match(self.api_key):
+            raise ConfigError("api_key must be visible ASCII characters without spaces (it is "
+                              "sent in an HTTP header)")
+        try:
+            namespaces = json.loads(self.namespaces or "{}")
+        except ValueError as error:
+            raise ConfigError("namespaces must be JSON: %s" % error) from None
+        if not isinstance(namespaces, dict):
+            raise ConfigError("namespaces must be a JSON object, got %r" % self.namespaces)
 
     @property
     def tick(self) -> float:
@@ -165,7 +224,11 @@ class Settings:
         return None if "*" in names else frozenset(name for name in names if name)
 
     def replace(self, **changes: Any) -> "Settings":
+        check_names(changes)
         return dataclasses.replace(self, **changes)
+
+
+_TYPE_HINTS = get_type_hints(Settings)
 
 
 def fields() -> List[dataclasses.Field]:
@@ -176,31 +239,59 @@ def field_names() -> List[str]:
     return [f.name for f in fields()]
 
 
+def check_names(keywords: Mapping[str, Any]) -> None:
+    """Refuse a keyword that is no setting, naming the closest one."""
+    names = field_names()
+    for name in keywords:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            raise ConfigError("unknown setting %r%s" % (
+                name, " (did you mean %r?)" % close[0] if close else ""))
+
+
 def _field_type(f: dataclasses.Field) -> type:
-    default = f.default
-    if isinstance(default, bool) or f.type in ("bool", "Optional[bool]"):
-        return bool
-    if isinstance(default, int):
-        return int
-    if isinstance(default, float):
-        return float
-    return str
+    """The declared type of a setting, ``Optional[...]`` unwrapped: bool, int, float or str."""
+    kind = _TYPE_HINTS[f.name]
+    if get_origin(kind) is Union:
+        kind = next(arg for arg in get_args(kind) if arg is not type(None))
+    return kind
 
 
-def parse_value(f: dataclasses.Field, text: str) -> Any:
-    """Turn a flag or environment text into the field's type."""
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _check_type(f: dataclasses.Field, value: Any) -> None:
     kind = _field_type(f)
+    if value is None and f.default is None:
+        return
+    if kind is float:
+        good = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
+    elif kind is int:
+        good = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        good = isinstance(value, kind)
+    if not good:
+        raise ConfigError("%s expects %s, got %r" % (f.name, _TYPE_NAMES[kind], value))
+
+
+def parse_value(f: dataclasses.Field, text: str, source: str = "") -> Any:
+    """Turn a flag or environment text into the field's type; ``source`` (``--port``,
+    ``RTM_PORT``) names it in the error."""
+    kind = _field_type(f)
+    source = source or f.name
     if kind is bool:
         lowered = text.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
+        if lowered in TRUE_WORDS:
             return True
-        if lowered in ("0", "false", "no", "off"):
+        if lowered in FALSE_WORDS:
             return False
-        raise ConfigError("%s expects true or false, got %r" % (f.name, text))
+        raise ConfigError("%s expects true or false (or 1/0, yes/no, on/off), got %r"
+                          % (source, text))
     try:
-        return kind(text)
+        return kind(text.strip()) if kind is not str else text
     except ValueError:
-        raise ConfigError("%s expects a %s, got %r" % (f.name, kind.__name__, text)) from None
+        raise ConfigError("%s expects %s, got %r" % (source, _TYPE_NAMES[kind], text)) from None
 
 
 def env_name(name: str) -> str:
@@ -213,7 +304,7 @@ def from_environ(environ: Mapping[str, str]) -> Dict[str, Any]:
     for f in fields():
         text = environ.get(env_name(f.name))
         if text is not None:
-            values[f.name] = parse_value(f, text)
+            values[f.name] = parse_value(f, text, env_name(f.name))
     return values
 
 
@@ -224,10 +315,20 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         unit = f.metadata.get("unit")
         help_text = "%s Default: %s%s. Env: %s." % (
-            f.metadata["help"], f.default, " " + unit if unit else "", env_name(f.name))
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
-                            type=lambda text, f=f: parse_value(f, text), help=help_text,
-                            metavar=_field_type(f).__name__.upper())
+            f.metadata["help"], shown_default(f), " " + unit if unit else "", env_name(f.name))
+        flag = "--" + f.name.replace("_", "-")
+        parser.add_argument(flag, dest=f.name, default=None,
+                            type=lambda text, f=f, flag=flag: parse_value(f, text, flag),
+                            help=help_text, metavar=_field_type(f).__name__.upper())
+
+
+def shown_default(f: dataclasses.Field) -> str:
+    """The default as a user would type it."""
+    if f.default is None:
+        return "unset"
+    if isinstance(f.default, bool):
+        return "true" if f.default else "false"
+    return str(f.default) if f.default != "" else "empty"
 
 
 def from_cli(namespace: argparse.Namespace) -> Dict[str, Any]:
@@ -239,10 +340,8 @@ def build(keywords: Optional[Mapping[str, Any]] = None,
           environ: Optional[Mapping[str, str]] = None) -> Settings:
     """Settings from defaults, then ``RTM_*`` variables, then explicit keywords (strongest)."""
     values = from_environ(os.environ if environ is None else environ)
-    for name, value in (keywords or {}).items():
-        if name not in field_names():
-            raise ConfigError("unknown setting %r" % name)
-        values[name] = value
+    check_names(keywords or {})
+    values.update(keywords or {})
     return Settings(**values)
 
 

@@ -2,6 +2,8 @@
 
     RealTimeMagicError
     +-- ConfigError                 a setting is wrong (ours, at start-up)
+    |   +-- MissingExtra            an optional dependency is not installed (also an ImportError)
+    |   +-- ListenError             the server cannot listen on its address
     +-- PeerError                   the client's fault; answered, the server lives on
     |   +-- BadRequest              malformed body, frame or message
     |   +-- MessageTooLarge         over a size limit (max_frame_size, max_message_size)
@@ -13,7 +15,8 @@
     |   +-- IllegalTransition       the session state machine refused a move (a bug of ours)
     |   +-- OutboxFull              a slow client's outbox is full; the session is closed
     +-- MonitorError                a monitor cannot run as configured
-        +-- ConnectionLost          a monitor's connection stopped answering in time
+    |   +-- ConnectionLost          a monitor's connection stopped answering in time
+    +-- PublishError                the internal API did not take a publish (rtm-publish)
 
 Peer errors carry the answer the client gets.  An application hook that raises anything else is
 logged with its traceback and answered with the ``internal`` error code, nothing more.
@@ -26,6 +29,22 @@ class RealTimeMagicError(Exception):
 
 class ConfigError(RealTimeMagicError):
     """A setting has a wrong value or an unknown name."""
+
+
+class MissingExtra(ConfigError, ImportError):
+    """A feature needs a package that is not installed; the message names the extra."""
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        super().__init__("%s needs %s: pip install 'realtimemagic[%s]'" % (feature, package,
+                                                                           extra))
+
+
+class ListenError(ConfigError):
+    """The listening socket cannot be had; ``reason`` is short (``address in use``)."""
+
+    def __init__(self, host: str, port: int, reason: str, errno: int = 0) -> None:
+        super().__init__("cannot listen on %s:%d: %s" % (host, port, reason))
+        self.host, self.port, self.reason, self.errno = host, port, reason, errno
 
 
 class PeerError(RealTimeMagicError):
@@ -84,3 +103,8 @@ class MonitorError(RealTimeMagicError):
 class ConnectionLost(MonitorError):
     """A monitor's connection stopped answering in time (the other losses are the client
     library's own errors)."""
+
+
+class PublishError(RealTimeMagicError):
+    """A publish through the internal API failed: not reachable, not a realtimemagic API, or
+    refused.  The message says which."""

@@ -127,7 +127,9 @@ class RealTimeMagic(SockJSHandler):
             self.api_server = start_api(self, reuse_port=shared_listeners)
         self.broker.start()
         connected = getattr(self.broker, "connected", None)
-        if connected is not None and not connected.wait(BROKER_START_TIMEOUT):
+        if connected is None:
+            log.info("broker %s (this process only)", self.broker.url_for_logs)
+        elif not connected.wait(BROKER_START_TIMEOUT):
             log.error("broker %s not reachable yet; serving local clients meanwhile",
                       self.broker.url_for_logs)
         self._monitor_greenlets = [gevent.spawn(self._supervise, monitor)
@@ -160,8 +162,10 @@ class RealTimeMagic(SockJSHandler):
         self.app.close_all(code, reason)
 
     def start(self) -> None:
-        """Serve until SIGINT or SIGTERM (the seed's ``rtm.start()``)."""
-        from .runtime.server import Server
+        """Serve until SIGINT or SIGTERM (the seed's ``rtm.start()``).  Logs as ``rtm-serve``
+        does (at info level, to stderr) unless the application configured logging."""
+        from .runtime.server import Server, configure_logging
+        configure_logging()
         Server(self, self.settings.host, self.settings.port, self.settings.shutdown_timeout,
                self.settings).serve_forever()
 

@@ -6,13 +6,61 @@ broker, without the HTTP hop of the internal API.
     publisher.publish('news', {'headline': '...'})
 
 Blocking calls (cooperative under gevent once patched).  With the in-process broker
-(``memory://``) there is nothing to reach from outside: use ``rtm-publish`` or the internal API.
+(``memory://``) there is nothing to reach from outside: publish through the server's internal
+API instead, with :func:`api_publish` (what ``rtm-publish`` does) or ``POST /api/publish``.
 """
+import json
+import urllib.error
+import urllib.request
 from typing import Any
 
 from . import brokers
-from .exceptions import ConfigError
+from .exceptions import ConfigError, PublishError
 from .pubsub import protocol
+
+API_TIMEOUT = 10.0  # seconds api_publish waits for the server
+
+
+def api_publish(api_url: str, channel: str, message: Any, api_key: str = "",
+                timeout: float = API_TIMEOUT) -> None:
+    """Publish through the internal API at ``api_url`` (``http://127.0.0.1:9001``, the server's
+    port + 1 by default).  Raises :class:`PublishError` unless a realtimemagic API took it."""
+    url = api_url.rstrip("/") + "/api/publish"
+    request = urllib.request.Request(
+        url, method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"channel": channel, "message": message}).encode("utf-8"))
+    if api_key:
+        request.add_header("Authorization", "Bearer " + api_key)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read(4096)
+    except urllib.error.HTTPError as error:
+        raise PublishError("%s answered %d %s: %s" % (url, error.code, error.reason,
+                                                      _refusal(error))) from None
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise PublishError("cannot reach %s: %s (is the server running? its API listens on "
+                           "its port + 1; see --api-url)" % (url, reason)) from None
+    try:
+        published = json.loads(body).get("published") is True
+    except (ValueError, AttributeError):
+        published = False
+    if not published:
+        raise PublishError("%s is not a realtimemagic API (it answered %r); check --api-url"
+                           % (url, body[:80]))
+
+
+def _refusal(error: urllib.error.HTTPError) -> str:
+    """The API's own reason, or what a wrong address means."""
+    try:
+        reason = json.loads(error.read(4096)).get("error")
+    except (ValueError, AttributeError, OSError):
+        reason = None
+    if error.code == 401:
+        return "%s (--api-key)" % (reason or "an API key is required")
+    if isinstance(reason, str) and error.code != 404:
+        return reason
+    return "not a realtimemagic API at this address; check --api-url"
 
 
 class Publisher:

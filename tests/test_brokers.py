@@ -101,6 +101,8 @@ def test_gunicorn_refuses_several_workers_with_the_memory_broker(tmp_path):
         env=dict(os.environ, RTM_API=str(False)))
     assert result.returncode != 0
     assert "would not share channels" in result.stderr
+    # gunicorn has no --broker flag: the fix is the environment variable.
+    assert "RTM_BROKER=redis://" in result.stderr and "--broker" not in result.stderr
 
 
 def test_redis_restart_mid_test(tmp_path, start_server):

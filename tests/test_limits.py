@@ -197,7 +197,8 @@ def test_sigterm_closes_every_client_and_exits_zero(start_server):
 
 
 def test_send_body_over_max_frame_size_gets_413(start_server):
-    server = start_rtm(start_server, "--max-frame-size", "1000")
+    # max_message_size may not exceed max_frame_size (a message travels in one frame).
+    server = start_rtm(start_server, "--max-frame-size", "1000", "--max-message-size", "1000")
     path = "/pubsub/000/%s/" % uuid.uuid4().hex
     assert post(server, path + "xhr")[1] == "o\n"
     status, body, _ = post(server, path + "xhr_send", json.dumps(["x" * 2000]).encode())

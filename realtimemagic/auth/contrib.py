@@ -36,15 +36,15 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List, Optional
 from urllib.parse import urlsplit
 
-try:
-    import django
-except ImportError as error:  # pragma: no cover - depends on the installation
-    raise ImportError("DjangoAuthenticator needs Django: pip install 'realtimemagic[django]'"
-                      ) from error
-
 from gevent.lock import BoundedSemaphore
 
-from ..exceptions import AuthenticationError, ConfigError
+from ..exceptions import AuthenticationError, ConfigError, MissingExtra
+
+try:
+    import django
+except ImportError as error:
+    raise MissingExtra("DjangoAuthenticator", "Django", "django") from error
+
 from . import Authenticator
 
 __all__ = ["AuthenticationError", "DjangoAuthenticator", "closing_connections"]

@@ -29,13 +29,13 @@ import re
 import time
 from typing import Any, Dict, Iterable, Optional, Sequence, Union
 
+from ..exceptions import AuthenticationError, ConfigError, MissingExtra
+
 try:
     import jwt
-except ImportError as error:  # pragma: no cover - depends on the installation
-    raise ImportError("the token authenticator needs PyJWT: pip install 'realtimemagic[jwt]'"
-                      ) from error
+except ImportError as error:
+    raise MissingExtra("TokenAuthenticator", "PyJWT", "jwt") from error
 
-from ..exceptions import AuthenticationError, ConfigError
 from ..pubsub import protocol
 from . import Authenticator
 

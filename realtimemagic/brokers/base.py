@@ -109,7 +109,11 @@ class NetworkBroker:
         """The listener is connected and listening to every local channel."""
         if self._down_since is not None:
             if self.counters["reconnects"]:
-                self.counters["outage_seconds"] += time.monotonic() - self._down_since
+                outage = time.monotonic() - self._down_since
+                self.counters["outage_seconds"] += outage
+                log.info("broker %s reconnected after %.1f s", self.url_for_logs, outage)
+            else:
+                log.info("broker %s connected", self.url_for_logs)
             self._down_since = None
         self.connected.set()
 

@@ -15,10 +15,16 @@ import socket
 import time
 from typing import Any
 
-import psycopg2
-import psycopg2.extensions
 from gevent.lock import RLock
 from gevent.socket import wait_read
+
+from ..exceptions import MissingExtra
+
+try:
+    import psycopg2
+    import psycopg2.extensions
+except ImportError as error:
+    raise MissingExtra("postgresql://", "psycopg2", "postgresql") from error
 
 from .base import BrokerSettings, Deliver, NetworkBroker, log
 

@@ -19,8 +19,14 @@ from collections import deque
 from typing import Any, Deque, Dict, List, Tuple
 
 import gevent
-import redis
 from gevent.event import Event
+
+from ..exceptions import MissingExtra
+
+try:
+    import redis
+except ImportError as error:
+    raise MissingExtra("redis://", "redis-py", "redis") from error
 
 from ..pubsub.history import Entry, Snapshot, new_epoch, unexpired
 from .base import BrokerSettings, Deliver, NetworkBroker

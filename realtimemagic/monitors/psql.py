@@ -23,9 +23,15 @@ from typing import Any, Callable, Dict, List
 
 import gevent
 import gevent.select
-import psycopg2
-import psycopg2.extensions
-from psycopg2 import sql
+
+from ..exceptions import MissingExtra
+
+try:
+    import psycopg2
+    import psycopg2.extensions
+    from psycopg2 import sql
+except ImportError as error:
+    raise MissingExtra("PsqlMonitor", "psycopg2", "postgresql") from error
 
 from .base import TCP_KEEPALIVE_PROBES, ConnectionLost, Monitor, MonitorError, MonitorFunction
 

@@ -27,10 +27,16 @@ import time
 from typing import Any, Callable, Dict, Hashable, Iterable, List, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
 from gevent import monkey
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from ..exceptions import MissingExtra
+
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError as error:
+    raise MissingExtra("RedisMonitor", "redis-py", "redis") from error
 
 from .base import TCP_KEEPALIVE_PROBES, ConnectionLost, Monitor, MonitorError, MonitorFunction
 

@@ -13,10 +13,22 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from .. import config
+from ..exceptions import ListenError
 from .handler import Handler
 from .wsgi_server import WSGIServer
 
 log = logging.getLogger("realtimemagic.server")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Why a socket cannot listen, in the words of the one-line error.
+_REASONS = {errno.EADDRINUSE: "address in use", errno.EACCES: "permission denied",
+            errno.EADDRNOTAVAIL: "address not available on this machine"}
+
+
+def configure_logging(level: str = "info") -> None:
+    """Log to stderr at ``level``, unless the application configured logging itself (the root
+    logger has handlers already): the lines of ``rtm-serve`` and of ``rtm.start()``."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
 
 SHUTDOWN = (1001, "Server shutting down")
 
@@ -51,7 +63,12 @@ class Server:
         return "http://%s:%d" % (host, port)
 
     def start(self) -> None:
-        self.wsgi.init_socket()  # bound now, so that the address is known
+        try:
+            self.wsgi.init_socket()  # bound now, so that the address is known
+        except OSError as error:
+            host, port = self.wsgi.address[:2]
+            raise ListenError(host, port, _REASONS.get(error.errno, error.strerror or str(error)),
+                              error.errno or 0) from error
         if hasattr(self.app, "startup"):
             self.app.startup()  # the broker before the first client, when it can be had
         self.wsgi.start()

@@ -1,0 +1,5 @@
+"""``python -m realtimemagic`` is ``rtm-serve``."""
+from .cli import main
+
+if __name__ == "__main__":
+    main()
