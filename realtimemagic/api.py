@@ -15,7 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .exceptions import BadRequest, BodyTimeout, MessageTooLarge
 from .pubsub import protocol
-from .runtime.endpoint import respond
+from .runtime.http import respond
 from .stats import StatsCollector, stats
 from .transports.base import Request
 

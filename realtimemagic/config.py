@@ -11,6 +11,7 @@ This module is pure: no gevent, no sockets.
 import argparse
 import dataclasses
 import difflib
+import functools
 import json
 import math
 import os
@@ -20,9 +21,6 @@ from typing import (Any, Dict, List, Mapping, Optional, Union, get_args, get_ori
                     get_type_hints)
 
 from .exceptions import ConfigError
-
-#: The sockjs-client build that /iframe.html loads by default.
-DEFAULT_SOCKJS_URL = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"
 
 KiB = 1024
 
@@ -109,7 +107,9 @@ class Settings:
     cookie_needed: bool = setting(
         False, "JSESSIONID cookie for load balancers that stick sessions by cookie.")
     sockjs_url: str = setting(
-        DEFAULT_SOCKJS_URL, "sockjs-client script that /iframe.html loads.")
+        "", "sockjs-client script that /iframe.html and the demo page load (an http(s) URL or "
+        "a path); empty: the copy of sockjs-client 1.6.1 the server serves at "
+        "{prefix}/sockjs.min.js.")
     namespaces: str = setting(
         "{}", "Per-namespace history and presence, as JSON: {\"chat\": {\"history_size\": 100, "
         "\"history_ttl\": 300, \"presence\": true, \"join_leave\": true}} (docs/history.md).")
@@ -318,8 +318,12 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
             f.metadata["help"], shown_default(f), " " + unit if unit else "", env_name(f.name))
         flag = "--" + f.name.replace("_", "-")
         parser.add_argument(flag, dest=f.name, default=None,
-                            type=lambda text, f=f, flag=flag: parse_value(f, text, flag),
+                            type=functools.partial(_parse_flag, f, flag),
                             help=help_text, metavar=_field_type(f).__name__.upper())
+
+
+def _parse_flag(f: dataclasses.Field, flag: str, text: str) -> Any:
+    return parse_value(f, text, flag)
 
 
 def shown_default(f: dataclasses.Field) -> str:

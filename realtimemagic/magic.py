@@ -8,6 +8,7 @@ It is the SockJS handler of its endpoint: each incoming message is handled in it
 of the bounded hook pool, through the receivers' chain (see :mod:`realtimemagic.pubsub.lane`
 for the order guarantees).
 """
+import html
 import logging
 import time
 from collections import defaultdict
@@ -99,11 +100,14 @@ class RealTimeMagic(SockJSHandler):
         client at ``{prefix}/realtimemagic.js`` and, with ``demo``, the demo page at ``/``."""
         if self._app is None:
             prefix = self.settings.prefix
+            endpoint = SockJSEndpoint(self, self.settings)
             routes = {prefix + "/realtimemagic.js": StaticFile(
                 "realtimemagic.js", "application/javascript; charset=UTF-8")}
             if self.settings.demo:
-                routes["/"] = StaticFile("demo.html", "text/html; charset=UTF-8")
-            self._app = Router([SockJSEndpoint(self, self.settings)], routes=routes)
+                routes["/"] = StaticFile("demo.html", "text/html; charset=UTF-8", {
+                    "{{prefix}}": html.escape(prefix),
+                    "{{sockjs_url}}": html.escape(endpoint.sockjs_url)})
+            self._app = Router([endpoint], routes=routes)
         return self._app
 
     def __call__(self, environ, start_response):

@@ -1,11 +1,14 @@
 """The demo page (realtimemagic/static/demo.html) that ``rtm-serve`` with no application serves
 at ``/``, in headless Chromium with no access beyond 127.0.0.1: every other request is aborted
-by the browser context's routing, so sockjs-client cannot come from the CDN and the page falls
-back to the plain WebSocket.  Two tabs subscribe and publish through the page's own form; the
-test leaves a screenshot at tests/artifacts/demo.png for people to look at."""
+by the browser context's routing.  The page loads sockjs-client 1.6.1 from the server itself
+(the copy shipped as package data, served at {prefix}/sockjs.min.js), so it works offline, over
+any transport.  Two tabs subscribe and publish through the page's own form; the test leaves a
+screenshot at tests/artifacts/demo.png for people to look at."""
 import os
+import re
 from typing import List
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import pytest
 
@@ -16,6 +19,7 @@ from test_sockjs_client_browser import SOCKJS_MIN_JS, read
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
 SCREENSHOT = os.path.join(ARTIFACTS, "demo.png")
 CDN = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"
+STATIC = os.path.join(ROOT, "realtimemagic", "static")
 
 
 @pytest.fixture
@@ -25,13 +29,9 @@ def demo_server(tmp_path):
         yield server
 
 
-def test_demo_page_offline(browser, demo_server):
-    from playwright.sync_api import expect
-
-    server = demo_server
-    context = browser.new_context(viewport={"width": 900, "height": 900})
-    blocked: List[str] = []
-    console: List[str] = []
+def offline_context(browser, blocked: List[str], **options):
+    """A browser context that reaches 127.0.0.1 only; ``blocked`` collects the rest."""
+    context = browser.new_context(**options)
 
     def only_localhost(route) -> None:
         if urlsplit(route.request.url).hostname == "127.0.0.1":
@@ -41,6 +41,55 @@ def test_demo_page_offline(browser, demo_server):
             route.abort("internetdisconnected")
 
     context.route("**/*", only_localhost)
+    return context
+
+
+def open_demo(context, url: str, transport_label: str):
+    from playwright.sync_api import expect
+    tab = context.new_page()
+    tab.set_default_timeout(10000)
+    tab.goto(url)
+    expect(tab.locator("#status")).to_have_text("connected")
+    expect(tab.locator("#transport")).to_have_text(transport_label)
+    return tab
+
+
+def subscribe(tab, channel: str) -> None:
+    tab.get_by_label("Channel", exact=True).fill(channel)
+    tab.get_by_role("button", name="Subscribe", exact=True).click()
+
+
+def publish(tab, channel: str, text: str) -> None:
+    tab.get_by_label("To channel", exact=True).fill(channel)
+    tab.get_by_label("Message", exact=True).fill(text)
+    tab.get_by_role("button", name="Publish", exact=True).click()
+
+
+def test_the_server_serves_sockjs_client_from_its_npm_package(demo_server):
+    """The shipped copy is sockjs-client 1.6.1's dist/sockjs.min.js, byte for byte (the one
+    tests/js installs from npm), with its MIT licence; /iframe.html and the demo load it."""
+    need(os.path.isfile(SOCKJS_MIN_JS),
+         "tests/js/node_modules has no sockjs-client: run npm ci in tests/js")
+    with urlopen(demo_server.url + "/pubsub/sockjs.min.js", timeout=5) as response:
+        assert response.headers["Content-Type"] == "application/javascript; charset=UTF-8"
+        assert response.read() == read(SOCKJS_MIN_JS)
+    with open(os.path.join(STATIC, "sockjs-client-1.6.1.LICENSE"), encoding="utf-8") as licence:
+        assert "The MIT License" in licence.read()
+    with urlopen(demo_server.url + "/pubsub/iframe.html", timeout=5) as response:
+        assert re.findall(r'<script src="([^"]*)"', response.read().decode()) == [
+            "/pubsub/sockjs.min.js"]
+    with urlopen(demo_server.url + "/", timeout=5) as response:
+        page = response.read().decode()
+    assert 'data-sockjs-url="/pubsub/sockjs.min.js"' in page and "cdn" not in page.lower()
+
+
+def test_demo_page_offline(browser, demo_server):
+    from playwright.sync_api import expect
+
+    server = demo_server
+    blocked: List[str] = []
+    console: List[str] = []
+    context = offline_context(browser, blocked, viewport={"width": 900, "height": 900})
     try:
         tabs = []
         for _ in range(2):
@@ -50,17 +99,14 @@ def test_demo_page_offline(browser, demo_server):
             tab.on("pageerror", lambda error: console.append("pageerror: %s" % error))
             tab.goto(server.url + "/")
             expect(tab.locator("#status")).to_have_text("connected")
-            expect(tab.locator("#transport")).to_have_text("(plain WebSocket)")
+            expect(tab.locator("#transport")).to_have_text("(SockJS, websocket)")
             tabs.append(tab)
         first, second = tabs
 
         # The first tab subscribes and publishes through the page's form.
-        first.get_by_label("Channel", exact=True).fill("demo-test")
-        first.get_by_role("button", name="Subscribe", exact=True).click()
+        subscribe(first, "demo-test")
         expect(first.locator("#subscriptions")).to_contain_text("demo-test")
-        first.get_by_label("To channel", exact=True).fill("demo-test")
-        first.get_by_label("Message", exact=True).fill("Hello from the demo test")
-        first.get_by_role("button", name="Publish", exact=True).click()
+        publish(first, "demo-test", "Hello from the demo test")
         hello = first.locator("#messages li", has_text="Hello from the demo test")
         expect(hello).to_be_visible()
         expect(hello).to_contain_text("demo-test")
@@ -83,7 +129,6 @@ def test_demo_page_offline(browser, demo_server):
 
         os.makedirs(ARTIFACTS, exist_ok=True)
         first.screenshot(path=SCREENSHOT, full_page=True)
-        assert first.get_by_text("Hello from the demo test").is_visible()
         texts = first.locator("#messages li .text").all_text_contents()
         errors = first.locator("#errors").text_content()
     finally:
@@ -92,24 +137,97 @@ def test_demo_page_offline(browser, demo_server):
     assert texts == ["Hello from the demo test", "second tab here",
                      "Hello, second tab <b>not bold</b>"], texts
     assert errors == "", errors
-    assert CDN in blocked, "the page did not try the CDN: %s" % blocked
-    assert all(urlsplit(url).hostname != "127.0.0.1" for url in blocked), blocked
+    assert blocked == [], "the page asked for more than its server: %s" % blocked
     assert os.path.getsize(SCREENSHOT) > 1000
     assert not [line for line in console if line.startswith("pageerror")], console
 
 
-def test_demo_page_with_sockjs_from_the_cdn(browser, demo_server):
-    """The same page when the CDN answers: the CDN's address is answered by the browser's
-    routing with tests/js/node_modules' sockjs.min.js (the same bytes as the npm package that
-    the CDN serves, so the page's integrity hash must match), and the page uses SockJS."""
+def test_demo_page_offline_over_xhr_streaming(browser, demo_server):
+    """sockjs-client forced to xhr-streaming (its transports option, from ?transports=): the
+    HTTP transports work with no CDN either."""
+    from playwright.sync_api import expect
+
+    blocked: List[str] = []
+    requests: List[str] = []
+    context = offline_context(browser, blocked)
+    try:
+        context.on("request", lambda request: requests.append(request.url))
+        tab = open_demo(context, demo_server.url + "/?transports=xhr-streaming",
+                        "(SockJS, xhr-streaming)")
+        subscribe(tab, "demo-xhr")
+        expect(tab.locator("#subscriptions")).to_contain_text("demo-xhr")
+        publish(tab, "demo-xhr", "over xhr-streaming")
+        expect(tab.locator("#messages li", has_text="over xhr-streaming")).to_be_visible()
+        assert tab.evaluate("window.demoClient.socket.transport") == "xhr-streaming"
+    finally:
+        context.close()
+    assert blocked == [], blocked
+    assert any(re.search(r"/pubsub/[^/]+/[^/]+/xhr_streaming", url) for url in requests)
+    assert not any("/websocket" in url for url in requests), requests
+
+
+def test_a_refused_subscription_leaves_the_list(browser, tmp_path):
+    """With --max-subscriptions 1 the server refuses a second channel: the page says so, and the
+    channel leaves the list and the client's channels (no re-subscribe on reconnection)."""
+    from playwright.sync_api import expect
+
+    port = free_port()
+    command = rtm_serve_plain(port) + ["--max-subscriptions", "1"]
+    blocked: List[str] = []
+    with run_process(command, port, tmp_path, name="rtm-serve") as server:
+        context = offline_context(browser, blocked)
+        try:
+            tab = open_demo(context, server.url + "/", "(SockJS, websocket)")
+            subscribe(tab, "first-one")
+            expect(tab.locator("#subscriptions li .channel")).to_have_text(["first-one"])
+            subscribe(tab, "second-one")
+            expect(tab.locator("#errors")).to_contain_text("The server refused: limit")
+            expect(tab.locator("#errors")).to_contain_text("on second-one")
+            expect(tab.locator("#subscriptions li .channel")).to_have_text(["first-one"])
+            assert tab.evaluate("window.demoClient.channels()") == ["first-one"]
+            # Still subscribed to the first: its messages arrive.
+            publish(tab, "first-one", "still here")
+            expect(tab.locator("#messages li", has_text="still here")).to_be_visible()
+        finally:
+            context.close()
+    assert blocked == [], blocked
+
+
+def test_long_channel_names_and_messages_wrap(browser, demo_server):
+    from playwright.sync_api import expect
+
+    blocked: List[str] = []
+    context = offline_context(browser, blocked, viewport={"width": 400, "height": 800})
+    channel = "c" * 200
+    message = "m" * 2000
+    try:
+        tab = open_demo(context, demo_server.url + "/", "(SockJS, websocket)")
+        subscribe(tab, channel)
+        expect(tab.locator("#subscriptions")).to_contain_text(channel)
+        publish(tab, channel, message)
+        expect(tab.locator("#messages li .text")).to_have_text([message])
+        widths = tab.evaluate("""() => ({
+            page: document.documentElement.scrollWidth,
+            view: document.documentElement.clientWidth,
+            items: Array.from(document.querySelectorAll('li')).map(
+                (item) => item.getBoundingClientRect().right)})""")
+    finally:
+        context.close()
+    assert widths["page"] <= widths["view"], widths
+    assert max(widths["items"]) <= widths["view"], widths
+
+
+def test_demo_page_with_sockjs_url_set(browser, tmp_path):
+    """With --sockjs-url the page (and /iframe.html) load sockjs-client from there: the CDN's
+    address, answered by the browser's routing with tests/js/node_modules' sockjs.min.js."""
     from playwright.sync_api import expect
 
     need(os.path.isfile(SOCKJS_MIN_JS),
          "tests/js/node_modules has no sockjs-client: run npm ci in tests/js")
     body = read(SOCKJS_MIN_JS)
-    server = demo_server
-    context = browser.new_context()
+    port = free_port()
     served: List[str] = []
+    requests: List[str] = []
 
     def cdn_from_disk(route) -> None:
         url = route.request.url
@@ -123,19 +241,20 @@ def test_demo_page_with_sockjs_from_the_cdn(browser, demo_server):
         else:
             route.abort("internetdisconnected")
 
-    context.route("**/*", cdn_from_disk)
-    try:
-        page = context.new_page()
-        page.set_default_timeout(10000)
-        page.goto(server.url + "/")
-        expect(page.locator("#status")).to_have_text("connected")
-        expect(page.locator("#transport")).to_have_text("(SockJS, websocket)")
-        page.locator("#channel").fill("sockjs-demo")
-        page.locator("#subscribe").click()
-        page.locator("#publish-channel").fill("sockjs-demo")
-        page.locator("#message").fill("through sockjs-client")
-        page.locator("#publish").click()
-        expect(page.locator("#messages li", has_text="through sockjs-client")).to_be_visible()
-    finally:
-        context.close()
+    command = rtm_serve_plain(port) + ["--sockjs-url", CDN]
+    with run_process(command, port, tmp_path, name="rtm-serve") as server:
+        with urlopen(server.url + "/pubsub/iframe.html", timeout=5) as response:
+            assert re.findall(r'<script src="([^"]*)"', response.read().decode()) == [CDN]
+        context = browser.new_context()
+        context.route("**/*", cdn_from_disk)
+        try:
+            context.on("request", lambda request: requests.append(request.url))
+            page = open_demo(context, server.url + "/", "(SockJS, websocket)")
+            subscribe(page, "sockjs-demo")
+            publish(page, "sockjs-demo", "through sockjs-client")
+            expect(page.locator("#messages li", has_text="through sockjs-client")
+                   ).to_be_visible()
+        finally:
+            context.close()
     assert served == [CDN], served
+    assert not any(url.endswith("/pubsub/sockjs.min.js") for url in requests), requests

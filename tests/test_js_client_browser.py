@@ -388,7 +388,7 @@ def test_reconnects_after_a_server_restart(browser, static_server, tmp_path, var
 
 def test_docs_page_example(browser, static_server, pubsub_server):
     """The complete page of docs/client.md, pointed at the test server, with no access beyond
-    127.0.0.1 (its sockjs-client from the CDN fails to load: plain WebSocket)."""
+    127.0.0.1: it loads sockjs-client from the server, as printed."""
     server = pubsub_server
     with open(os.path.join(ROOT, "docs", "client.md"), encoding="utf-8") as docs:
         text = docs.read()
@@ -407,7 +407,7 @@ def test_docs_page_example(browser, static_server, pubsub_server):
         page.goto(static_server.url + "/docs-example.html")
         status = page.locator("#status")
         try:
-            status.filter(has_text="connected (websocket)").wait_for()
+            status.filter(has_text="connected (sockjs)").wait_for()
             page.get_by_label("Say something").fill("from the docs")
             page.get_by_role("button", name="Publish").click()
             page.locator("#news li").first.wait_for()

@@ -194,7 +194,7 @@ def sockjs_browser_server(static_server, tmp_path_factory):
     # The same setting as its RTM_* variable too: rtm-serve ignores its flags for a ready-made
     # WSGI application such as this Router, built from defaults and RTM_* variables when its
     # module is imported (test_rtm_serve_flags_reach_a_ready_made_app below).  Without the
-    # variable iframe.html would load the CDN's sockjs-client, and the iframe-* transports fail.
+    # variable iframe.html would load the server's own copy of sockjs-client, not this one.
     with run_process(command, port, tmp_path_factory.mktemp("browser"),
                      env={"RTM_SOCKJS_URL": sockjs_url}, name="rtm-serve") as server:
         yield server
@@ -309,7 +309,7 @@ def test_rtm_serve_flags_reach_a_ready_made_app(start_server):
     that loads URL: every setting is an rtm-serve flag (realtimemagic/config.py).  The app is a
     ready-made Router, built when its module is imported, and rtm-serve uses only --host and
     --port of the flags for it (realtimemagic/cli.py build_app applies them to a RealTimeMagic
-    only), so iframe.html keeps the default CDN address, and every other setting flag
+    only), so iframe.html would keep the default address, and every other setting flag
     (--heartbeat-interval, --max-frame-size...) is ignored the same way."""
     url = "http://127.0.0.1:9/flag-check/sockjs.min.js"
     server = start_server("examples.sockjs_endpoints:app", "--sockjs-url", url)

@@ -212,6 +212,35 @@ test('reconnects after the waits of the backoff, and resets it once open', (t) =
   assert.equal(closes.at(-1).delay, 100, 'back to minDelay after a connection opened');
 });
 
+test('a refused subscription leaves channels() and is not subscribed again', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { client, WebSocket, socket } = plainClient({ minDelay: 10, maxDelay: 10 });
+  const errors = [];
+  client.onerror = (error) => errors.push({ error, channels: client.channels() });
+  client.subscribe('ok');
+  client.subscribe('secret', () => {});
+  socket.open();
+  assert.deepEqual(socket.messages, [subscribe('ok', 'rtm.1'), subscribe('secret', 'rtm.2')]);
+  socket.receive({ action: 'subscribed', id: 'rtm.1', payload: { channel: 'ok' } });
+  socket.receive({ action: 'error', id: 'rtm.2',
+                   payload: { code: 'forbidden', reason: 'not yours', channel: 'secret' } });
+  assert.deepEqual(client.channels(), ['ok']);
+  assert.deepEqual(errors, [{
+    error: { code: 'forbidden', reason: 'not yours', channel: 'secret', id: undefined },
+    channels: ['ok'],  // already gone when onerror runs
+  }]);
+  // An error reply to another request on that channel (a publish) touches no subscription.
+  socket.receive({ action: 'error', payload: { code: 'forbidden', reason: 'no', channel: 'ok' } });
+  assert.deepEqual(client.channels(), ['ok']);
+  socket.drop();
+  t.mock.timers.tick(10);
+  WebSocket.last().open();
+  assert.deepEqual(WebSocket.last().messages, [subscribe('ok', 'rtm.3')]);
+  // Subscribing again after a refusal asks again.
+  client.subscribe('secret');
+  assert.deepEqual(WebSocket.last().messages.at(-1), subscribe('secret', 'rtm.4'));
+});
+
 test('resubscribes every channel after a reconnect, without duplicates', (t) => {
   t.mock.timers.enable({ apis: ['setTimeout'] });
   const { client, WebSocket, socket } = plainClient({ minDelay: 10, maxDelay: 10 });

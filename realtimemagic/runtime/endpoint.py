@@ -2,8 +2,7 @@
 senders of every transport, and the sweeper greenlet of its sessions."""
 import logging
 import time
-from http import HTTPStatus
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, Optional
 
 import gevent
 
@@ -11,7 +10,7 @@ from .. import config
 from ..exceptions import BadRequest, BodyTimeout, IncompleteRequest, MessageTooLarge
 from ..sockjs import info as static
 from ..sockjs.registry import SessionRegistry
-from ..sockjs.routing import RECEIVERS, Route, allowed, resolve
+from ..sockjs.routing import RECEIVERS, SOCKJS_CLIENT_PATH, Route, allowed, resolve
 from ..sockjs.session import Session
 from ..transports import HTTP_RECEIVERS, websocket
 from ..transports.base import (NO_CACHE, TEXT_PLAIN, Headers, Receiver, Request, cache_headers,
@@ -21,24 +20,20 @@ from ..transports.jsonp import decode_jsonp_send
 from ..transports.origins import OriginRule, listed, page_origin
 from ..transports.xhr import decode_xhr_send
 from .connection import ConnectionInfo, SockJSConnection, SockJSHandler
+from .http import respond
+from .static import StaticFile
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "404 Error: Page not found\n"
 TOO_MANY = "Too many connections: this server is at max_connections.\n"
+#: sockjs-client 1.6.1 from its npm package (dist/sockjs.min.js; MIT, see its LICENSE file).
+SOCKJS_CLIENT = StaticFile("sockjs-client-1.6.1.min.js", "application/javascript; charset=UTF-8")
 # Request headers worth keeping in ConnectionInfo (sockjs-node keeps the same kind).
 _INFO_HEADERS = ("referer", "x-client-ip", "x-forwarded-for", "x-forwarded-host",
                  "x-forwarded-port", "x-cluster-client-ip", "via", "x-real-ip",
                  "x-forwarded-proto", "x-ssl", "dnt", "host", "user-agent", "accept-language",
                  "origin", "authorization")
-
-
-def respond(start_response, status: int, headers: Headers, body: str = "") -> List[bytes]:
-    data = body.encode("utf-8")
-    if status not in (204, 304):
-        headers = headers + [("Content-Length", str(len(data)))]
-    start_response("%d %s" % (status, HTTPStatus(status).phrase), headers)
-    return [data] if data else []
 
 
 class SockJSEndpoint:
@@ -58,11 +53,16 @@ class SockJSEndpoint:
             self.settings.heartbeat_interval, self.settings.disconnect_delay,
             self.settings.outbox_max_frames, self.settings.outbox_max_bytes,
             on_closed=self._session_closed)
-        self.iframe_html, self.iframe_etag = static.iframe_page(self.settings.sockjs_url)
+        self.iframe_html, self.iframe_etag = static.iframe_page(self.sockjs_url)
         origins = self.settings.origins
         #: Which pages may use the endpoint; None: any (see restrict_origins).
         self.origin_rule: Optional[OriginRule] = listed(origins) if origins is not None else None
         self._sweeper: Optional[gevent.Greenlet] = None
+
+    @property
+    def sockjs_url(self) -> str:
+        """The sockjs-client that pages load: the ``sockjs_url`` setting, else our copy."""
+        return self.settings.sockjs_url or self.prefix + SOCKJS_CLIENT_PATH
 
     def restrict_origins(self, rule: OriginRule) -> None:
         """Only pages whose origin ``rule`` accepts may use the endpoint (the others get 403);
@@ -178,6 +178,8 @@ class SockJSEndpoint:
             return respond(start_response, 200, [
                 ("Content-Type", "text/html; charset=UTF-8"), ("ETag", self.iframe_etag)]
                 + caching, self.iframe_html)
+        if resource == "sockjs_client":
+            return SOCKJS_CLIENT(request.environ, start_response)
         if resource in ("websocket", "raw_websocket"):
             return self._websocket(request, start_response, resource == "raw_websocket")
         if resource == "xhr_send":

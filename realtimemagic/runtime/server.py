@@ -67,8 +67,9 @@ class Server:
             self.wsgi.init_socket()  # bound now, so that the address is known
         except OSError as error:
             host, port = self.wsgi.address[:2]
-            raise ListenError(host, port, _REASONS.get(error.errno, error.strerror or str(error)),
-                              error.errno or 0) from error
+            number = error.errno or 0
+            raise ListenError(host, port, _REASONS.get(number, error.strerror or str(error)),
+                              number) from error
         if hasattr(self.app, "startup"):
             self.app.startup()  # the broker before the first client, when it can be had
         self.wsgi.start()

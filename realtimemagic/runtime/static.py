@@ -1,9 +1,9 @@
 """Small static files the server serves itself (the JavaScript client, the demo page)."""
 import hashlib
 import os
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Optional
 
-from .endpoint import respond
+from .http import respond
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 
@@ -11,9 +11,13 @@ STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 class StaticFile:
     """One file, read once, revalidated by ETag (so a new release reaches browsers at once)."""
 
-    def __init__(self, name: str, content_type: str) -> None:
+    def __init__(self, name: str, content_type: str,
+                 substitutions: Optional[Dict[str, str]] = None) -> None:
+        """``substitutions``: placeholder -> text, replaced once when the file is read."""
         with open(os.path.join(STATIC_DIR, name), encoding="utf-8") as source:
             self.body = source.read()
+        for placeholder, text in (substitutions or {}).items():
+            self.body = self.body.replace(placeholder, text)
         self.content_type = content_type
         self.etag = '"%s"' % hashlib.sha1(self.body.encode("utf-8")).hexdigest()[:20]
 

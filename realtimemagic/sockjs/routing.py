@@ -20,7 +20,11 @@ METHODS = {
     "htmlfile": ("GET",),
     "jsonp": ("GET",),
     "jsonp_send": ("POST",),
+    "sockjs_client": ("GET", "HEAD"),
 }
+#: Where an endpoint serves its copy of sockjs-client (for /iframe.html and pages), under its
+#: prefix.
+SOCKJS_CLIENT_PATH = "/sockjs.min.js"
 
 _SESSION_PATH = re.compile(r"^/([^/.]+)/([^/.]+)/([a-z_]+)/?$")
 _IFRAME_PATH = re.compile(r"^/iframe[0-9\-.a-z_]*\.html/?$")
@@ -42,6 +46,8 @@ def resolve(path: str) -> Optional[Route]:
         return Route("raw_websocket")
     if _IFRAME_PATH.match(path):
         return Route("iframe")
+    if path == SOCKJS_CLIENT_PATH:
+        return Route("sockjs_client")
     match = _SESSION_PATH.match(path)
     if match and match.group(3) in METHODS and match.group(3) in RECEIVERS + SENDERS:
         return Route(match.group(3), match.group(1), match.group(2))

@@ -24,7 +24,8 @@
  * subscribes again after a reconnection with `"since": {offset, epoch}`: the server sends what
  * was missed, or answers `"recovered": false` (then `onrecoveryfailed(channel, reply)`).
  * Every subscribe carries an `id` (`"rtm.<n>"`) so that its reply comes back; those replies are
- * the client's own and do not reach `onreply`.
+ * the client's own and do not reach `onreply`. A subscribe the server refuses (an error reply)
+ * removes the channel from `channels()`, then goes to `onerror`.
  */
 (function (root, factory) {
   'use strict';
@@ -388,6 +389,9 @@
         return;
       }
       if (value.action === 'error') {
+        if (pending && pending.kind === 'subscribe') {
+          this._refused(pending.entry);
+        }
         if (pending && pending.reject) {
           pending.reject(requestError(payload.code, payload.reason,
                                       payload.channel === undefined ? pending.channel
@@ -447,6 +451,16 @@
       this._call(callbacks[i], args);
     }
     this._call(this.onmessage, args);
+  };
+
+  /** The server refused a subscribe of `entry` (forbidden, limit...): the channel leaves the
+   * subscriptions, so that it is not subscribed again on the next connection. */
+  Client.prototype._refused = function (entry) {
+    var index = this._subscriptions.indexOf(entry);
+    if (index !== -1) {
+      this._subscriptions.splice(index, 1);
+      delete this.recoveryFailed[entry.channel];
+    }
   };
 
   /** The reply to one of the client's subscribes: the channel's position, and with `since`
