@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from typing import List, Optional
@@ -294,3 +295,44 @@ def test_publish_through_the_api(start_server):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"published": True}
     assert server.process.poll() is None
+
+
+def test_quickstart_publishing_examples_work(start_server):
+    """docs/quickstart.md's rtm-publish and curl commands and its api_publish snippet, as
+    printed (only the ports and the channel replaced), each reach a subscriber."""
+    from clients import WebSocketClient
+    need(shutil.which("curl") is not None, "curl is needed")
+    with open(os.path.join(ROOT, "docs", "quickstart.md"), encoding="utf-8") as page:
+        section = page.read().split("## Publishing from the server side", 1)[1].split("\n## ")[0]
+    shell = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    python = [block for block in re.findall(r"```python\n(.*?)```", section, re.S)
+              if "api_publish" in block][0]
+    api_port = free_port()
+    server = start_server("examples.simplest:rtm", "--api-port", str(api_port))
+    wait_for_port(api_port)
+    channel = "quickstart-%d" % api_port
+    client = WebSocketClient(server)
+    client.subscribed(channel)
+
+    def adapted(text: str) -> str:
+        return text.replace("9001", str(api_port)).replace("'news'", repr(channel)).replace(
+            "news ", channel + " ").replace('"news"', '"%s"' % channel)
+
+    commands = [line.strip() for line in adapted(shell).replace("\\\n", " ").splitlines()
+                if line.strip()]
+    assert len(commands) == 2 and commands[0].startswith("rtm-publish"), commands
+    commands[0] = commands[0].replace("rtm-publish", " ".join(RTM_PUBLISH[:2]) + " '%s'"
+                                      % RTM_PUBLISH[2], 1)
+    for command in commands:
+        # rtm-publish finds the API through RTM_API_URL (the docs' default is port 9001).
+        result = run(["bash", "-c", command],
+                     env={"RTM_API_URL": "http://127.0.0.1:%d" % api_port})
+        assert result.returncode == 0, (command, result.stderr)
+        assert json.loads(result.stdout) == {"published": True}
+        assert client.expect(lambda message: message.get("action") == "message") == {
+            "action": "message", "payload": {"channel": channel, "message": {"headline": "hi"}}}
+    snippet = textwrap.dedent(adapted(python))
+    assert run([sys.executable, "-c", snippet]).returncode == 0, snippet
+    assert client.expect(lambda message: message.get("action") == "message")["payload"] == {
+        "channel": channel, "message": {"headline": "hi"}}
+    client.close()
