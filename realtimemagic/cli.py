@@ -15,7 +15,8 @@ import os
 import sys
 from typing import List, NoReturn, Optional
 
-from . import __version__
+from . import __version__, config
+from .exceptions import ConfigError, ListenError, PublishError
 
 USAGE_ERROR = 2
 #: What to try when the listening socket cannot be had, by errno.
@@ -35,14 +36,9 @@ def patch_all() -> None:
         pass
 
 
-class StartupError(Exception):
-    """Why ``rtm-serve`` cannot start, in one line."""
-
-
 def load(spec: str):
     """``module:attribute`` to the object (the current directory is importable, as for
     gunicorn)."""
-    from .exceptions import ConfigError
     module_name, _, attribute = spec.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -51,12 +47,12 @@ def load(spec: str):
     except ConfigError:
         raise  # its own message is the one to show (a missing extra, a setting)
     except ImportError as error:
-        raise StartupError("cannot import %s: %s (is the application's directory the current "
+        raise ConfigError("cannot import %s: %s (is the application's directory the current "
                            "one, or on PYTHONPATH?)" % (module_name, error)) from error
     target = module
     for part in (attribute or "app").split("."):
         if not hasattr(target, part):
-            raise StartupError("%s has no attribute %r (write module:attribute, e.g. app:rtm)"
+            raise ConfigError("%s has no attribute %r (write module:attribute, e.g. app:rtm)"
                                % (module_name, attribute or "app"))
         target = getattr(target, part)
     return target
@@ -76,7 +72,7 @@ def build_app(target, settings, keywords):
     if isinstance(target, SockJSHandler):
         return SockJSEndpoint(target, settings)
     if not callable(target):
-        raise StartupError("%r is not an application (a RealTimeMagic, a SockJSHandler or a "
+        raise ConfigError("%r is not an application (a RealTimeMagic, a SockJSHandler or a "
                            "WSGI callable)" % (target,))
     return target
 
@@ -92,14 +88,12 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def log_level(text: str) -> str:
-    from .exceptions import ConfigError
     if text.lower() not in LOG_LEVELS:
         raise ConfigError("--log-level expects one of %s, got %r" % (", ".join(LOG_LEVELS), text))
     return text.lower()
 
 
 def parser() -> argparse.ArgumentParser:
-    from . import config
     result = OneLineParser(prog="rtm-serve", description=(
         "Serve a realtimemagic application: pub/sub over SockJS and WebSocket. Every setting is "
         "a flag and an RTM_* environment variable (a flag wins). Also: python -m "
@@ -137,10 +131,9 @@ def fail(program: str, error: Exception) -> NoReturn:
 
 
 def _one_line(program: str, error: Exception) -> str:
-    from .exceptions import ConfigError, ListenError, PublishError
     if isinstance(error, ListenError) and error.errno in LISTEN_HINTS:
         text = "%s (%s)" % (error, LISTEN_HINTS[error.errno])
-    elif isinstance(error, (ConfigError, StartupError, PublishError)):
+    elif isinstance(error, (ConfigError, PublishError)):
         text = str(error)
     else:
         text = "%s: %s (--debug shows the traceback)" % (type(error).__name__, error)
@@ -148,7 +141,6 @@ def _one_line(program: str, error: Exception) -> str:
 
 
 def serve(argv: List[str], default_port: Optional[int] = None) -> None:
-    from . import config
     # Pure so far: a wrong flag or setting is told before gevent loads.
     arguments = parser().parse_args(argv)
     keywords = config.from_cli(arguments)
