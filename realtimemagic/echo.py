@@ -1,5 +1,5 @@
-"""The echo application: every message comes back to its sender.  ``rtm-serve`` serves it until
-an application is named; the protocol tests use it."""
+"""The echo application: every message comes back to its sender.  The SockJS protocol tests serve
+it (examples/sockjs_endpoints.py); ``rtm-serve`` without an application serves pub/sub instead."""
 from .runtime.connection import SockJSConnection, SockJSHandler
 
 

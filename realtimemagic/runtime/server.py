@@ -19,6 +19,7 @@ from .wsgi_server import WSGIServer
 
 log = logging.getLogger("realtimemagic.server")
 
+SHUTDOWN = (1001, "Server shutting down")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Why a socket cannot listen, in the words of the one-line error.
 _REASONS = {errno.EADDRINUSE: "address in use", errno.EACCES: "permission denied",
@@ -29,8 +30,6 @@ def configure_logging(level: str = "info") -> None:
     """Log to stderr at ``level``, unless the application configured logging itself (the root
     logger has handlers already): the lines of ``rtm-serve`` and of ``rtm.start()``."""
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
-
-SHUTDOWN = (1001, "Server shutting down")
 
 
 class Server:
