@@ -80,6 +80,8 @@ ROWS = {
     "hook_pool_size": ("10", 10, "0"),
     "max_pending_messages": ("1", 1, "0"),
     "send_timeout": ("1.5", 1.5, "0"),
+    "header_timeout": ("3", 3.0, "0"),
+    "body_timeout": ("2.5", 2.5, "-1"),
     "websocket_enabled": ("off", False, "maybe"),
     "cookie_needed": ("yes", True, "2"),
     "sockjs_url": ("https://cdn.example/sockjs.min.js", "https://cdn.example/sockjs.min.js",
