@@ -25,7 +25,7 @@ from .exceptions import ConfigError
 KiB = 1024
 
 #: The URL schemes of the brokers (realtimemagic.brokers).
-BROKER_SCHEMES = ("memory", "redis", "rediss", "unix", "postgresql", "postgres")
+BROKER_SCHEMES = ("memory", "redis", "rediss", "unix", "postgresql", "postgres", "nats")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 _ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+(:[0-9]{1,5})?$", re.IGNORECASE)
@@ -182,8 +182,8 @@ class Settings:
                                   % (name, getattr(self, name)))
         scheme = self.broker.partition("://")[0].lower()
         if "://" not in self.broker or scheme not in BROKER_SCHEMES:
-            raise ConfigError("unsupported broker %r: use memory://, redis://host:port/db or "
-                              "postgresql://user@host/db" % self.broker)
+            raise ConfigError("unsupported broker %r: use memory://, redis://host:port/db, "
+                              "postgresql://user@host/db or nats://host:4222" % self.broker)
         for origin in self.allowed_origins.split(","):
             origin = origin.strip().rstrip("/")
             if origin and origin != "*" and not _ORIGIN.match(origin):

@@ -48,6 +48,55 @@ def postgres_available(dsn: str = POSTGRES_URL) -> bool:
         return False
 
 
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+def nats_available(url: str = NATS_URL) -> bool:
+    """A NATS server answers at ``url`` (it greets each connection with INFO)."""
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2) as sock:
+            sock.settimeout(2)
+            return sock.recv(5) == b"INFO "
+    except OSError:
+        return False
+
+
+def nats_server_binary() -> Optional[str]:
+    """Debian's nats-server lives in /usr/sbin, not always on a user's PATH."""
+    found = shutil.which("nats-server")
+    if found is None and os.access("/usr/sbin/nats-server", os.X_OK):
+        found = "/usr/sbin/nats-server"
+    return found
+
+
+@contextmanager
+def nats_server(port: int) -> Iterator[subprocess.Popen]:
+    """A nats-server of the test's own on ``port`` (127.0.0.1), stopped at the end."""
+    binary = nats_server_binary()
+    need(binary is not None, "nats-server is needed (apt-get install nats-server)")
+    process = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def nats_url():
+    """The machine's NATS at 127.0.0.1:4222, else a nats-server started on a free port."""
+    if nats_available():
+        yield NATS_URL
+        return
+    port = free_port()
+    with nats_server(port):
+        yield "nats://127.0.0.1:%d" % port
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,5 +1,5 @@
-"""Scale-out: several instances sharing channels through real Redis and PostgreSQL, several
-gunicorn workers, broker loss, the internal API and rtm-publish."""
+"""Scale-out: several instances sharing channels through real Redis, PostgreSQL and NATS,
+several gunicorn workers, broker loss, the internal API and rtm-publish."""
 import json
 import os
 import shutil
@@ -12,11 +12,21 @@ import urllib.request
 import pytest
 
 from clients import WebSocketClient, XhrPollingClient
-from conftest import (POSTGRES_URL, REDIS_URL, ROOT, free_port, need, postgres_available,
-                      redis_available, run_process, wait_for_port)
+from conftest import (POSTGRES_URL, REDIS_URL, ROOT, free_port, nats_server_binary, need,
+                      postgres_available, redis_available, run_process, wait_for_port)
 
 pytestmark = pytest.mark.timeout(120)
 
+
+def shared_broker(request, name):
+    """The URL of the machine's broker ``name``; skipped (failed under CI) when it is not up."""
+    if name == "redis":
+        need(redis_available(), "Redis at 127.0.0.1:6379 is needed")
+        return REDIS_URL
+    if name == "postgresql":
+        need(postgres_available(), "PostgreSQL at 127.0.0.1:5432 (database test) is needed")
+        return POSTGRES_URL
+    return request.getfixturevalue("nats_url")
 
 
 def delivery(channel, message):
@@ -49,28 +59,25 @@ def exactly_once_across(serve_module, broker_url):
     return a, b
 
 
-def test_two_instances_share_channels_through_redis(serve_module):
-    need(redis_available(), "Redis at 127.0.0.1:6379 is needed")
-    exactly_once_across(serve_module, REDIS_URL)
-
-
-def test_two_instances_share_channels_through_postgresql(serve_module):
-    need(postgres_available(), "PostgreSQL at 127.0.0.1:5432 (database test) is needed")
-    a, b = exactly_once_across(serve_module, POSTGRES_URL)
-    # Over NOTIFY's 8000-byte limit: carried through the messages table.
+@pytest.mark.parametrize("broker", ["redis", "postgresql", "nats"])
+def test_two_instances_share_channels(serve_module, request, broker):
+    a, b = exactly_once_across(serve_module, shared_broker(request, broker))
+    # Over NOTIFY's 8000-byte limit: PostgreSQL carries it through the messages table.
     sender, receiver = WebSocketClient(a), WebSocketClient(b)
-    receiver.subscribed("big")
-    sender.publish("big", "x" * 20000)
-    assert receiver.expect(is_delivery, timeout=10) == delivery("big", "x" * 20000)
+    channel = "big-%d" % os.getpid()
+    receiver.subscribed(channel)
+    sender.publish(channel, "x" * 20000)
+    assert receiver.expect(is_delivery, timeout=10) == delivery(channel, "x" * 20000)
 
 
-def test_gunicorn_four_workers_with_redis(tmp_path):
-    need(redis_available(), "Redis at 127.0.0.1:6379 is needed")
+@pytest.mark.parametrize("broker", ["redis", "nats"])
+def test_gunicorn_four_workers(tmp_path, request, broker):
+    url = shared_broker(request, broker)
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "-k", "realtimemagic.gunicorn.Worker",
                "-w", "4", "-b", "127.0.0.1:%d" % port, "--graceful-timeout", "3",
                "examples.simplest:rtm"]
-    env = {"RTM_BROKER": REDIS_URL, "RTM_API_PORT": str(free_port())}
+    env = {"RTM_BROKER": url, "RTM_API_PORT": str(free_port())}
     with run_process(command, port, tmp_path, env=env, name="gunicorn") as server:
         clients = [WebSocketClient(server) for _ in range(40)]
         for client in clients:
@@ -105,21 +112,30 @@ def test_gunicorn_refuses_several_workers_with_the_memory_broker(tmp_path):
     assert "RTM_BROKER=redis://" in result.stderr and "--broker" not in result.stderr
 
 
-def test_redis_restart_mid_test(tmp_path, start_server):
-    redis_server = shutil.which("redis-server")
-    need(redis_server is not None, "redis-server is needed")
-    redis_port = free_port()
-    url = "redis://127.0.0.1:%d/0" % redis_port
-    redis_command = [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
-                     "--save", "", "--appendonly", "no"]
+def private_broker(broker, port):
+    """The command that runs a broker server of the test's own on ``port``, and its URL."""
+    if broker == "redis":
+        server = shutil.which("redis-server")
+        need(server is not None, "redis-server is needed")
+        return ([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no"], "redis://127.0.0.1:%d/0" % port)
+    server = nats_server_binary()
+    need(server is not None, "nats-server is needed (apt-get install nats-server)")
+    return [server, "-a", "127.0.0.1", "-p", str(port)], "nats://127.0.0.1:%d" % port
 
-    def start_redis():
-        process = subprocess.Popen(redis_command, stdout=subprocess.DEVNULL,
+
+@pytest.mark.parametrize("broker", ["redis", "nats"])
+def test_broker_restart_mid_test(tmp_path, start_server, broker):
+    broker_port = free_port()
+    command, url = private_broker(broker, broker_port)
+
+    def start_broker():
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
-        wait_for_port(redis_port, process)
+        wait_for_port(broker_port, process)
         return process
 
-    redis_process = start_redis()
+    broker_process = start_broker()
     try:
         flags = ("--broker", url, "--broker-reconnect-min", "0.2", "--broker-reconnect-max", "1",
                  "--broker-health-interval", "1")
@@ -131,11 +147,11 @@ def test_redis_restart_mid_test(tmp_path, start_server):
         sender.publish("r", "before")
         assert receiver.expect(is_delivery, timeout=10) == delivery("r", "before")
 
-        redis_process.terminate()
-        redis_process.wait(10)
+        broker_process.terminate()
+        broker_process.wait(10)
         stopped = time.monotonic()
         time.sleep(1.0)
-        redis_process = start_redis()
+        broker_process = start_broker()
 
         # Publish until a message crosses again; the gap is how long delivery was interrupted.
         n = 0
@@ -150,8 +166,9 @@ def test_redis_restart_mid_test(tmp_path, start_server):
                 break
             assert time.monotonic() - stopped < 30, "delivery never came back"
         interrupted = time.monotonic() - stopped
-        print("delivery between instances interrupted for %.2f s (Redis down 1 s)" % interrupted)
-        # Queued while Redis was down, sent once it was back: later ones arrive too.
+        print("delivery between instances interrupted for %.2f s (%s down 1 s)"
+              % (interrupted, broker))
+        # Queued while the broker was down, sent once it was back: later ones arrive too.
         sender.publish("r", "final")
         assert receiver.expect(lambda m: is_delivery(m) and m["payload"]["message"] == "final",
                                timeout=10)
@@ -160,8 +177,8 @@ def test_redis_restart_mid_test(tmp_path, start_server):
             broker = json.load(response)["broker"]
         assert broker["state"] == "connected" and broker["outages"] >= 1
     finally:
-        redis_process.terminate()
-        redis_process.wait(10)
+        broker_process.terminate()
+        broker_process.wait(10)
 
 
 def test_internal_api_publish_stats_metrics_and_rtm_publish(start_server):
@@ -222,14 +239,16 @@ def test_internal_api_publish_stats_metrics_and_rtm_publish(start_server):
     client.close()
 
 
-def test_publisher_helper_reaches_clients_without_http(start_server):
-    need(redis_available(), "Redis at 127.0.0.1:6379 is needed")
+@pytest.mark.parametrize("broker", ["redis", "nats"])
+def test_publisher_helper_reaches_clients_without_http(start_server, request, broker):
+    url = shared_broker(request, broker)
     from realtimemagic.publisher import Publisher
-    server = start_server("realtimemagic.magic:RealTimeMagic", "--broker", REDIS_URL)
+    server = start_server("realtimemagic.magic:RealTimeMagic", "--broker", url)
     client = WebSocketClient(server)
-    client.subscribed("jobs")
-    publisher = Publisher(REDIS_URL)
-    publisher.publish("jobs", {"done": 42})
-    assert client.expect(is_delivery, timeout=10) == delivery("jobs", {"done": 42})
+    channel = "jobs-%d" % os.getpid()
+    client.subscribed(channel)
+    publisher = Publisher(url)
+    publisher.publish(channel, {"done": 42})
+    assert client.expect(is_delivery, timeout=10) == delivery(channel, {"done": 42})
     publisher.close()
     client.close()

@@ -237,8 +237,9 @@ def test_hook_pool_bounds_concurrency_and_loses_nothing(start_server):
         client.close()
 
 
-def test_broker_queue_limit_is_counted_and_local_delivery_goes_on(start_server):
-    dead = "redis://127.0.0.1:%d/0" % free_port()  # nothing listens there
+@pytest.mark.parametrize("scheme", ["redis", "nats"])
+def test_broker_queue_limit_is_counted_and_local_delivery_goes_on(start_server, scheme):
+    dead = "%s://127.0.0.1:%d" % (scheme, free_port())  # nothing listens there
     server = start_rtm(start_server, "--broker", dead, "--broker-queue-size", "5")
     client = WebSocketClient(server)
     client.subscribed("here")

@@ -1,5 +1,6 @@
 """Brokers connect the processes that share channels, selected by URL (SPEC section 7):
-``memory://`` (one process), ``redis://`` (Redis pub/sub), ``postgresql://`` (LISTEN/NOTIFY)."""
+``memory://`` (one process), ``redis://`` (Redis pub/sub), ``postgresql://`` (LISTEN/NOTIFY),
+``nats://`` (NATS subjects)."""
 from typing import Any, Callable
 
 from ..exceptions import ConfigError
@@ -20,4 +21,8 @@ def from_url(url: str, deliver: Callable[[str, Any], int], settings: Any = None)
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresBroker
         return PostgresBroker(url, deliver, broker_settings)
-    raise ConfigError("unsupported broker %r: use memory://, redis:// or postgresql://" % url)
+    if scheme == "nats":
+        from .nats import NatsBroker
+        return NatsBroker(url, deliver, broker_settings)
+    raise ConfigError("unsupported broker %r: use memory://, redis://, postgresql:// or nats://"
+                      % url)
