@@ -50,7 +50,7 @@ class Settings:
         "(overrides host when given).")
     broker: str = setting(
         "memory://", "Broker connecting several processes: memory:// (one process), "
-        "redis://host:port/db, or postgresql://... (a libpq URL).")
+        "redis://host:port/db, postgresql://... (a libpq URL) or nats://host:port.")
     broker_queue_size: int = setting(
         10000, "Messages waiting to be sent to the broker (while it is slow or down). Past it "
         "the oldest is dropped, counted in the stats and logged.", "messages")

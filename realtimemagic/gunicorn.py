@@ -44,8 +44,8 @@ class Worker(GeventPyWSGIWorker):
         broker = getattr(app, "broker", None)
         if broker is not None and self.cfg.workers > 1 and not getattr(broker, "shared", False):
             message = ("realtimemagic: %d workers with the in-process broker (%s) would not "
-                       "share channels: set RTM_BROKER=redis://... or postgresql://... in gunicorn's "
-                       "environment, or run -w 1"
+                       "share channels: set RTM_BROKER=redis://..., postgresql://... or "
+                       "nats://... in gunicorn's environment, or run -w 1"
                        % (self.cfg.workers, broker.url))
             self.log.error(message)
             sys.stderr.write(message + "\n")

@@ -71,11 +71,11 @@ def nats_server_binary() -> Optional[str]:
 
 
 @contextmanager
-def nats_server(port: int) -> Iterator[subprocess.Popen]:
+def nats_server(port: int, *options: str) -> Iterator[subprocess.Popen]:
     """A nats-server of the test's own on ``port`` (127.0.0.1), stopped at the end."""
     binary = nats_server_binary()
     need(binary is not None, "nats-server is needed (apt-get install nats-server)")
-    process = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port)],
+    process = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port)] + list(options),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, process)

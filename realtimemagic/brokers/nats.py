@@ -8,7 +8,7 @@ messages are queued (``broker_queue_size``) and sent once it is back.  A subscri
 confirmed by the PONG of a PING sent after it: the server handles a connection's commands in
 order.  History and presence are not kept (docs/history.md): use Redis for them.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 from gevent.event import Event
 
@@ -24,14 +24,14 @@ class NatsBroker(NetworkBroker):
         self.nats_url = NatsUrl(url)
         self.counters["too_large"] = 0
         self._attempts = 0  # rotates over the servers of the URL
-        self._listener = None
+        self._listener: Optional[NatsConnection] = None
         self._sids: Dict[str, int] = {}  # channel -> subscription id on the listener
         self._next_sid = 0
         self._confirmed: Dict[str, Event] = {}
 
     def _connect(self, role: str) -> NatsConnection:
-        self._attempts += 1
-        return NatsConnection(self.nats_url, "realtimemagic-" + role, self._attempts)
+        attempt, self._attempts = self._attempts, self._attempts + 1
+        return NatsConnection(self.nats_url, "realtimemagic-" + role, attempt)
 
     # -- publishing ------------------------------------------------------------------------
 

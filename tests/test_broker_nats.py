@@ -1,0 +1,130 @@
+"""What is particular to the NATS broker, with real nats-server processes (the cross-instance
+tests shared with Redis are in test_brokers.py): channel names that are not valid subjects, a
+message over the server's max_payload, a half-open connection found by the health check, and
+history refused at start-up."""
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from clients import WebSocketClient
+from conftest import ROOT, free_port, nats_server, rtm_serve_command
+from freezeproxy import FreezeProxy
+
+pytestmark = pytest.mark.timeout(120)
+
+QUICK = ("--broker-reconnect-min", "0.2", "--broker-reconnect-max", "1",
+         "--broker-health-interval", "1")
+
+
+def is_delivery(message):
+    return message.get("action") == "message"
+
+
+def start(start_server, url, *flags):
+    api_port = free_port()
+    server = start_server("realtimemagic.magic:RealTimeMagic", "--broker", url,
+                          "--api-port", str(api_port), *flags)
+    server.api_port = api_port
+    return server
+
+
+def broker_stats(server):
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/stats" % server.api_port,
+                                timeout=10) as response:
+        return json.load(response)["broker"]
+
+
+def test_channels_that_are_not_subjects_stay_apart(start_server, nats_url):
+    a, b = start(start_server, nats_url), start(start_server, nats_url)
+    tag = "n%d" % os.getpid()
+    # '.' separates tokens, '*' and '>' are wildcards: as subjects these would overlap.
+    channels = [tag + ".a", tag + ".*", tag + ".>", tag + "%2Ea", tag + ".caf\u00e9"]
+    sender = WebSocketClient(a)
+    receivers = [WebSocketClient(b) for _ in channels]
+    for receiver, channel in zip(receivers, channels):
+        receiver.subscribed(channel)
+    for channel in channels:
+        sender.publish(channel, "to " + channel)
+    for receiver, channel in zip(receivers, channels):
+        got = receiver.expect(is_delivery, timeout=10)["payload"]
+        assert got == {"channel": channel, "message": "to " + channel}
+        assert receiver.nothing_within(0.3), "%r got another channel's message" % channel
+
+
+def test_message_over_max_payload_is_counted_and_the_connection_lives(start_server, tmp_path):
+    port = free_port()
+    config = tmp_path / "nats.conf"
+    config.write_text("max_payload: 4096\n")
+    with nats_server(port, "-c", str(config)):
+        url = "nats://127.0.0.1:%d" % port
+        a, b = start(start_server, url), start(start_server, url)
+        here, there = WebSocketClient(a), WebSocketClient(b)
+        for client in (here, there):
+            client.subscribed("big")
+        here.publish("big", "x" * 6000)
+        assert here.expect(is_delivery, timeout=10)["payload"]["message"] == "x" * 6000
+        here.publish("big", "small")
+        # The other instance gets the next message, not the one the server would refuse.
+        assert there.expect(is_delivery, timeout=10)["payload"]["message"] == "small"
+        stats = broker_stats(a)
+        assert stats["too_large"] == 1 and stats["reconnects"] == 0, stats
+
+
+def test_half_open_connection_is_found_and_replaced(start_server, nats_url):
+    host, port = nats_url.split("://")[1].rsplit(":", 1)
+    with FreezeProxy((host, int(port))) as proxy:
+        a = start(start_server, nats_url, *QUICK)
+        b = start(start_server, "nats://127.0.0.1:%d" % proxy.port, *QUICK)
+        sender, receiver = WebSocketClient(a), WebSocketClient(b)
+        channel = "frozen-%d" % os.getpid()
+        receiver.subscribed(channel)
+        sender.publish(channel, "before")
+        assert receiver.expect(is_delivery, timeout=10)["payload"]["message"] == "before"
+
+        assert proxy.freeze() == 2  # b's listener and publisher: no FIN, nothing arrives
+        frozen = time.monotonic()
+        n = 0
+        while True:
+            n += 1
+            sender.publish(channel, "after-%d" % n)
+            try:
+                message = receiver.expect(is_delivery, timeout=0.2)
+            except Exception:
+                message = None
+            if message is not None:
+                break
+            assert time.monotonic() - frozen < 20, "the frozen connection was never replaced"
+        print("delivery resumed %.2f s after the freeze (health interval 1 s)"
+              % (time.monotonic() - frozen))
+        stats = broker_stats(b)
+        assert stats["state"] == "connected" and stats["outages"] == 1, stats
+
+
+def test_a_url_with_several_servers_uses_the_one_that_answers(start_server, nats_url):
+    dead = free_port()  # nothing listens there: the first attempt fails, the next one works
+    a = start(start_server, nats_url)
+    b = start(start_server, "nats://127.0.0.1:%d,%s" % (dead, nats_url.split("://")[1]), *QUICK)
+    sender, receiver = WebSocketClient(a), WebSocketClient(b)
+    channel = "servers-%d" % os.getpid()
+    receiver.subscribed(channel)
+    sender.publish(channel, "through the second server")
+    assert receiver.expect(is_delivery, timeout=10)["payload"]["message"] == (
+        "through the second server")
+    assert broker_stats(b)["reconnects"] >= 1
+
+
+def test_history_and_presence_are_refused_at_start_up_in_one_line():
+    namespaces = json.dumps({"hist": {"history_size": 10}, "room": {"presence": True}})
+    url = "nats://127.0.0.1:%d" % free_port()  # refused before connecting
+    result = subprocess.run(
+        rtm_serve_command("realtimemagic.magic:RealTimeMagic", free_port(), "--broker", url,
+                          "--namespaces", namespaces),
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "rtm-serve: namespaces hist, room want history or presence, which the broker %s does "
+        "not keep: use memory:// or redis://" % url]
