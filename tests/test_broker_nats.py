@@ -117,6 +117,22 @@ def test_a_url_with_several_servers_uses_the_one_that_answers(start_server, nats
     assert broker_stats(b)["reconnects"] >= 1
 
 
+def test_credentials_in_the_url(start_server):
+    port = free_port()
+    with nats_server(port, "--user", "me", "--pass", "s3cret"):
+        good = start(start_server, "nats://me:s3cret@127.0.0.1:%d" % port)
+        other = start(start_server, "nats://me:s3cret@127.0.0.1:%d" % port)
+        wrong = start(start_server, "nats://me:wrong@127.0.0.1:%d" % port, *QUICK)
+        sender, receiver = WebSocketClient(good), WebSocketClient(other)
+        receiver.subscribed("private")
+        sender.publish("private", "in")
+        assert receiver.expect(is_delivery, timeout=10)["payload"]["message"] == "in"
+        stats = broker_stats(wrong)
+        assert stats["state"] == "reconnecting", stats
+        assert "Authorization Violation" in stats["last_error"], stats
+        assert "wrong" not in json.dumps(stats), "the password is not shown"
+
+
 def test_history_and_presence_are_refused_at_start_up_in_one_line():
     namespaces = json.dumps({"hist": {"history_size": 10}, "room": {"presence": True}})
     url = "nats://127.0.0.1:%d" % free_port()  # refused before connecting

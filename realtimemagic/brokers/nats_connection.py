@@ -74,6 +74,7 @@ class NatsConnection:
                 raise ConfigError("the NATS server %s:%d requires TLS, which the NATS broker "
                                   "does not speak" % (host, port))
             self.max_payload = int(info.options.get("max_payload", 1024 * 1024))
+            self.parser.max_payload = self.max_payload  # nothing larger can come either
             self.send(protocol.connect(name, url.user, url.password, url.token))
             self.flush(timeout)  # an authorization error arrives as -ERR before the PONG
         except BaseException:

@@ -36,7 +36,7 @@ def connect(name: str, user: Optional[str] = None, password: Optional[str] = Non
     """CONNECT: no +OK for each command (verbose off), no headers, this client's name."""
     options: Dict[str, Any] = {"verbose": False, "pedantic": False, "lang": "python",
                                "version": "realtimemagic", "protocol": 1, "name": name,
-                               "headers": False, "no_responders": False}
+                               "headers": False}
     if user is not None:
         options.update(user=user, **{"pass": password or ""})
     if token is not None:
