@@ -1,6 +1,7 @@
 """What is particular to the NATS broker, with real nats-server processes (the cross-instance
-tests shared with Redis are in test_brokers.py): channel names that are not valid subjects, a
-message over the server's max_payload, a half-open connection found by the health check, and
+tests shared with Redis are in test_brokers.py): subscriptions only for local channels, restored
+after a restart; channel names that are not valid subjects; a message over the server's
+max_payload; a half-open connection found by the health check; several servers; credentials;
 history refused at start-up."""
 import json
 import os
@@ -11,7 +12,7 @@ import urllib.request
 import pytest
 
 from clients import WebSocketClient
-from conftest import ROOT, free_port, nats_server, rtm_serve_command
+from conftest import ROOT, free_port, nats_server, rtm_serve_command, wait_for_port
 from freezeproxy import FreezeProxy
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,6 +30,7 @@ def start(start_server, url, *flags):
     server = start_server("realtimemagic.magic:RealTimeMagic", "--broker", url,
                           "--api-port", str(api_port), *flags)
     server.api_port = api_port
+    wait_for_port(api_port, server.process)  # the main port may listen before the API does
     return server
 
 
@@ -53,6 +55,44 @@ def test_channels_that_are_not_subjects_stay_apart(start_server, nats_url):
         got = receiver.expect(is_delivery, timeout=10)["payload"]
         assert got == {"channel": channel, "message": "to " + channel}
         assert receiver.nothing_within(0.3), "%r got another channel's message" % channel
+
+
+def listened_subjects(monitor_port):
+    """The subjects of the instance's listening connection, from nats-server's monitoring."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/connz?subs=1" % monitor_port,
+                                timeout=10) as response:
+        connections = json.load(response)["connections"]
+    return sorted(subject for connection in connections
+                  if connection.get("name") == "realtimemagic-listener"
+                  for subject in connection.get("subscriptions_list") or [])
+
+
+def eventually(check, expected, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while check() != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert check() == expected
+
+
+def test_an_instance_listens_to_its_channels_only_and_again_after_a_restart(start_server):
+    port, monitor_port = free_port(), free_port()
+    options = ("-m", str(monitor_port))
+    with nats_server(port, *options) as first:
+        server = start(start_server, "nats://127.0.0.1:%d" % port, *QUICK)
+        client = WebSocketClient(server)
+        for channel in ("a.b", "c", "d"):
+            client.subscribed(channel)
+        other = WebSocketClient(server)
+        other.subscribed("c")
+        assert listened_subjects(monitor_port) == ["rtm.a%2Eb", "rtm.c", "rtm.d"]
+        client.unsubscribe("c")  # "c" keeps a local subscriber
+        client.unsubscribe("d")
+        eventually(lambda: listened_subjects(monitor_port), ["rtm.a%2Eb", "rtm.c"])
+        first.terminate()
+        first.wait(10)
+    with nats_server(port, *options):
+        eventually(lambda: listened_subjects(monitor_port), ["rtm.a%2Eb", "rtm.c"])
+    assert broker_stats(server)["outages"] >= 1
 
 
 def test_message_over_max_payload_is_counted_and_the_connection_lives(start_server, tmp_path):
