@@ -6,6 +6,7 @@ history refused at start-up."""
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -78,7 +79,8 @@ def test_an_instance_listens_to_its_channels_only_and_again_after_a_restart(star
     port, monitor_port = free_port(), free_port()
     options = ("-m", str(monitor_port))
     with nats_server(port, *options) as first:
-        server = start(start_server, "nats://127.0.0.1:%d" % port, *QUICK)
+        server = start(start_server, "nats://127.0.0.1:%d" % port, "--rate-limit", "10000",
+                       *QUICK)
         client = WebSocketClient(server)
         for channel in ("a.b", "c", "d"):
             client.subscribed(channel)
@@ -88,11 +90,56 @@ def test_an_instance_listens_to_its_channels_only_and_again_after_a_restart(star
         client.unsubscribe("c")  # "c" keeps a local subscriber
         client.unsubscribe("d")
         eventually(lambda: listened_subjects(monitor_port), ["rtm.a%2Eb", "rtm.c"])
+        # Churn, faster than the subscriptions are written: every subscribe is still answered
+        # at once, and the server ends up with exactly the channels that have subscribers.
+        churners = [WebSocketClient(server) for _ in range(2)]
+        started = time.monotonic()
+        for churner in churners:
+            churner.send_many([{"action": action, "payload": {"channel": "churn-%d" % (n % 5)}}
+                               for n in range(50) for action in ("subscribe", "unsubscribe")])
+        for churner in churners:
+            churner.subscribed("churn-0")
+        assert time.monotonic() - started < 20
+        eventually(lambda: listened_subjects(monitor_port), ["rtm.a%2Eb", "rtm.c", "rtm.churn-0"])
+        for churner in churners:
+            churner.unsubscribe("churn-0")
+        eventually(lambda: listened_subjects(monitor_port), ["rtm.a%2Eb", "rtm.c"])
         first.terminate()
         first.wait(10)
     with nats_server(port, *options):
         eventually(lambda: listened_subjects(monitor_port), ["rtm.a%2Eb", "rtm.c"])
     assert broker_stats(server)["outages"] >= 1
+
+
+CHURN = r"""
+from gevent import monkey; monkey.patch_all()
+import sys
+from realtimemagic.brokers import from_url
+broker = from_url(sys.argv[1], lambda *args: 0)
+broker.start()
+assert broker.connected.wait(5)
+broker.channels.add("x"); broker.subscribe("x")
+assert broker.wait_subscribed("x", 5)
+# Unsubscribed and subscribed again before the UNSUB is written: the subscription never left.
+broker.channels.discard("x"); broker.unsubscribe("x")
+broker.channels.add("x"); broker.subscribe("x")
+assert broker.wait_subscribed("x", 2), "the second subscribe was never confirmed"
+# Subscribed and unsubscribed before the SUB is written: nothing left behind.
+for n in range(1000):
+    broker.channels.add("c%d" % n); broker.subscribe("c%d" % n)
+    broker.channels.discard("c%d" % n); broker.unsubscribe("c%d" % n)
+assert not broker.wait_subscribed("c1", 0.1)
+import gevent; gevent.sleep(0.5)  # the writer catches up
+assert sorted(broker._confirmed) == ["x"] and sorted(broker._sids) == ["x"], len(broker._confirmed)
+print("ok")
+"""
+
+
+def test_subscription_bookkeeping_when_channels_come_and_go_at_once(nats_url):
+    # Without a yield between the calls, as when a fan-out closes many sessions.
+    result = subprocess.run([sys.executable, "-c", CHURN, nats_url], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
 def test_message_over_max_payload_is_counted_and_the_connection_lives(start_server, tmp_path):

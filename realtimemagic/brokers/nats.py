@@ -8,8 +8,9 @@ messages are queued (``broker_queue_size``) and sent once it is back.  A subscri
 confirmed by the PONG of a PING sent after it: the server handles a connection's commands in
 order.  History and presence are not kept (docs/history.md): use Redis for them.
 """
-from typing import Dict, Optional
+from typing import Dict
 
+import gevent
 from gevent.event import Event
 
 from . import nats_protocol as protocol
@@ -24,10 +25,10 @@ class NatsBroker(NetworkBroker):
         self.nats_url = NatsUrl(url)
         self.counters["too_large"] = 0
         self._attempts = 0  # rotates over the servers of the URL
-        self._listener: Optional[NatsConnection] = None
         self._sids: Dict[str, int] = {}  # channel -> subscription id on the listener
         self._next_sid = 0
-        self._confirmed: Dict[str, Event] = {}
+        self._confirmed: Dict[str, Event] = {}  # set once the server has the subscription
+        self._subscriptions_changed = Event()
 
     def _connect(self, role: str) -> NatsConnection:
         attempt, self._attempts = self._attempts, self._attempts + 1
@@ -57,10 +58,13 @@ class NatsBroker(NetworkBroker):
 
     def _listen_forever(self) -> None:
         connection = self._connect("listener")
+        writer = None
         try:
-            self._listener = connection
             self._sids.clear()
-            self._sync_subscriptions()
+            for gone in [channel for channel in self._confirmed if channel not in self.channels]:
+                del self._confirmed[gone]
+            self._sync_subscriptions(connection)
+            writer = gevent.spawn(self._write_subscriptions, connection)
             self._came_up()
             while True:
                 event = connection.next_event(self.settings.health_interval)
@@ -72,22 +76,39 @@ class NatsBroker(NetworkBroker):
                                               % connection.oldest_ping_age())
                     connection.ping()
         finally:
-            self._listener = None
+            if writer is not None:
+                writer.kill(block=False)
             connection.close()
 
-    def _sync_subscriptions(self) -> None:
-        """Subscribe to every local channel.  Sending yields, and channels may come and go
-        meanwhile, so repeat until nothing is left to send: nothing yields from there until
-        the listener is marked up."""
+    def _write_subscriptions(self, connection: NatsConnection) -> None:
+        """The greenlet that sends SUB and UNSUB: subscribe() and unsubscribe() only wake it,
+        so they never write or wait (they may be called in the middle of a fan-out)."""
+        try:
+            while True:
+                self._subscriptions_changed.wait()
+                self._subscriptions_changed.clear()
+                self._sync_subscriptions(connection)
+        except Exception:  # the connection broke: the listener's read fails and reconnects
+            connection.close()
+
+    def _sync_subscriptions(self, connection: NatsConnection) -> None:
+        """Subscribe to every local channel and to nothing else.  Sending yields, and channels
+        may come and go meanwhile, so repeat until nothing is left to send."""
         while True:
             missing = [channel for channel in self.channels if channel not in self._sids]
             extra = [channel for channel in self._sids if channel not in self.channels]
             if not missing and not extra:
                 return
             for channel in missing:
-                self._listen(channel)
+                self._next_sid += 1
+                self._sids[channel] = self._next_sid
+                confirmed = self._confirmation(channel)
+                confirmed.clear()
+                connection.send(protocol.sub(protocol.subject_for(channel), self._next_sid))
+                connection.ping(confirmed.set)
             for channel in extra:
-                self._unlisten(channel)
+                self._confirmed.pop(channel, None)
+                connection.send(protocol.unsub(self._sids.pop(channel)))
 
     def _confirmation(self, channel: str) -> Event:
         event = self._confirmed.get(channel)
@@ -96,28 +117,22 @@ class NatsBroker(NetworkBroker):
         return event
 
     def _listen(self, channel: str) -> None:
-        connection = self._listener
-        if connection is None or channel in self._sids:
-            return
-        self._next_sid += 1
-        self._sids[channel] = self._next_sid
-        confirmed = self._confirmation(channel)
-        confirmed.clear()
-        connection.send(protocol.sub(protocol.subject_for(channel), self._next_sid))
-        connection.ping(confirmed.set)
+        if channel not in self._sids:  # else its UNSUB was not sent yet: the server still has it
+            self._confirmation(channel).clear()
+        self._subscriptions_changed.set()
 
     def _unlisten(self, channel: str) -> None:
-        self._confirmed.pop(channel, None)
-        sid = self._sids.pop(channel, None)
-        if self._listener is not None and sid is not None:
-            self._listener.send(protocol.unsub(sid))
+        if channel not in self._sids:  # its SUB was not sent yet: nothing to wait for
+            self._confirmed.pop(channel, None)
+        self._subscriptions_changed.set()
 
     def wait_subscribed(self, channel: str, timeout: float) -> bool:
         """False at once while the broker is down: local clients are served meanwhile, and the
         subscription is restored on reconnection."""
-        if not self.connected.is_set():
+        confirmed = self._confirmed.get(channel)
+        if confirmed is None or not self.connected.is_set():
             return False
-        return self._confirmation(channel).wait(timeout)
+        return confirmed.wait(timeout)
 
     # -- what the server asks of every broker -----------------------------------------------
 
