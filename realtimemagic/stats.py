@@ -91,7 +91,7 @@ class StatsCollector:
         broker = current["broker"]
         yield GaugeMetricFamily("realtimemagic_broker_connected", "1 when the broker is connected",
                                 value=1 if broker.get("state") == "connected" else 0)
-        for name in ("reconnects", "outages", "dropped"):
+        for name in ("reconnects", "outages", "dropped", "too_large"):
             if name in broker:
                 yield CounterMetricFamily("realtimemagic_broker_" + name,
                                           "Broker " + name.replace("_", " "), value=broker[name])

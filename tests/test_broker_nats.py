@@ -159,6 +159,9 @@ def test_message_over_max_payload_is_counted_and_the_connection_lives(start_serv
         assert there.expect(is_delivery, timeout=10)["payload"]["message"] == "small"
         stats = broker_stats(a)
         assert stats["too_large"] == 1 and stats["reconnects"] == 0, stats
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % a.api_port,
+                                    timeout=10) as response:
+            assert "realtimemagic_broker_too_large_total 1.0" in response.read().decode()
 
 
 def test_half_open_connection_is_found_and_replaced(start_server, nats_url):

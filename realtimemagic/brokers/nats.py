@@ -47,9 +47,11 @@ class NatsBroker(NetworkBroker):
         if len(data) > connection.max_payload:
             # The server would answer with an error and close the connection.
             self.counters["too_large"] += 1
-            log.error("broker %s: a message of %d bytes on %r is over the server's max_payload "
-                      "(%d bytes): not sent to other instances", self.url_for_logs, len(data),
-                      channel, connection.max_payload)
+            count = self.counters["too_large"]
+            if count in (1, 10, 100) or count % 1000 == 0:
+                log.error("broker %s: a message of %d bytes on %r is over the server's "
+                          "max_payload (%d bytes): not sent to other instances (%d so far)",
+                          self.url_for_logs, len(data), channel, connection.max_payload, count)
             return
         connection.poll()
         connection.send(protocol.pub(protocol.subject_for(channel), data))
