@@ -1,8 +1,8 @@
 """What is particular to the NATS broker, with real nats-server processes (the cross-instance
 tests shared with Redis are in test_brokers.py): subscriptions only for local channels, restored
 after a restart; channel names that are not valid subjects; a message over the server's
-max_payload; a half-open connection found by the health check; several servers; credentials;
-history refused at start-up."""
+max_payload; a half-open connection found by the health check; a server that stalls; several
+servers; credentials; history refused at start-up."""
 import json
 import os
 import subprocess
@@ -140,6 +140,43 @@ def test_subscription_bookkeeping_when_channels_come_and_go_at_once(nats_url):
     result = subprocess.run([sys.executable, "-c", CHURN, nats_url], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+STALL = r"""
+from gevent import monkey; monkey.patch_all()
+import os, signal, sys, time, gevent
+from realtimemagic.brokers import from_url
+broker = from_url(sys.argv[1], lambda *args: 0)
+broker.start()
+assert broker.connected.wait(5)
+deadline = time.monotonic() + 3
+while time.monotonic() < deadline:  # the server PINGs the publisher meanwhile
+    for _ in range(20):
+        broker.publish("burst", "x" * 200000)
+    gevent.sleep(0.05)
+os.kill(int(sys.argv[2]), signal.SIGSTOP)  # a server that takes nothing for a moment
+for _ in range(100):
+    broker.publish("burst", "x" * 200000)
+gevent.sleep(1)
+os.kill(int(sys.argv[2]), signal.SIGCONT)
+deadline = time.monotonic() + 10
+while broker.outgoing and time.monotonic() < deadline:
+    gevent.sleep(0.05)
+print(len(broker.outgoing), broker.counters["reconnects"], broker.counters["last_error"])
+"""
+
+
+def test_a_server_that_stalls_for_a_moment_costs_no_reconnection(tmp_path):
+    # Writes wait (up to 10 s) for a server that does not read, also after the publisher
+    # answered the server's PINGs without waiting.
+    port = free_port()
+    config = tmp_path / "nats.conf"
+    config.write_text('ping_interval: "1s"\n')
+    with nats_server(port, "-c", str(config)) as server:
+        result = subprocess.run([sys.executable, "-c", STALL, "nats://127.0.0.1:%d" % port,
+                                 str(server.pid)], cwd=ROOT, capture_output=True, text=True,
+                                timeout=60)
+    assert result.stdout.split() == ["0", "0", "None"], (result.stdout, result.stderr[-3000:])
 
 
 def test_message_over_max_payload_is_counted_and_the_connection_lives(start_server, tmp_path):

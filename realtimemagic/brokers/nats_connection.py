@@ -20,6 +20,7 @@ from . import nats_protocol as protocol
 
 DEFAULT_PORT = 4222
 CONNECT_TIMEOUT = 5.0  # s: TCP connect, then INFO and the PONG of the handshake
+WRITE_TIMEOUT = 10.0  # s: a server that takes nothing for this long is gone
 RECEIVE_SIZE = 65536
 
 # A zero-timeout readiness check needs no cooperation: the real select never waits.
@@ -128,6 +129,8 @@ class NatsConnection:
                 data = self.sock.recv(RECEIVE_SIZE)
             except (socket.timeout, BlockingIOError):
                 return None
+            finally:  # writes (from other greenlets too) block, within a bound
+                self.sock.settimeout(WRITE_TIMEOUT)
             if not data:
                 raise ConnectionError("the NATS server closed the connection")
             self._events.extend(self.parser.feed(data))
