@@ -271,3 +271,12 @@ def test_history_and_presence_are_refused_at_start_up_in_one_line():
     assert result.stderr.splitlines() == [
         "rtm-serve: namespaces hist, room want history or presence, which the broker %s does "
         "not keep: use memory:// or redis://" % url]
+    # A namespace added after start-up reaches these: a clear error, answered as `internal`.
+    from realtimemagic.brokers import from_url
+    from realtimemagic.exceptions import ConfigError
+    broker = from_url(url, lambda *args: 0)
+    for ask in (lambda: broker.snapshot("late:1", None), lambda: broker.presence_members("late:1"),
+                lambda: broker.presence_add("late:1", "k", {}),
+                lambda: broker.presence_remove("late:1", "k")):
+        with pytest.raises(ConfigError, match="does not keep: use redis://"):
+            ask()

@@ -8,11 +8,13 @@ messages are queued (``broker_queue_size``) and sent once it is back.  A subscri
 confirmed by the PONG of a PING sent after it: the server handles a connection's commands in
 order.  History and presence are not kept (docs/history.md): use Redis for them.
 """
-from typing import Dict
+from typing import Any, Callable, Dict, List
 
 import gevent
 from gevent.event import Event
 
+from ..exceptions import ConfigError
+from ..pubsub.history import Snapshot
 from . import nats_protocol as protocol
 from .base import BrokerSettings, Deliver, NetworkBroker, log
 from .nats_connection import NatsConnection, NatsUrl
@@ -138,6 +140,25 @@ class NatsBroker(NetworkBroker):
 
     # -- what the server asks of every broker -----------------------------------------------
 
-    def maintain(self, ttl_of) -> None:
+    def maintain(self, ttl_of: Callable[[str], float]) -> None:
         """Nothing to keep tidy: core NATS stores nothing."""
+
+    # History and presence: the server refuses namespaces that want them at start-up; these
+    # answer a namespace added later.
+
+    def snapshot(self, channel: str, options: Any) -> Snapshot:
+        raise self._not_kept(channel)
+
+    def presence_add(self, channel: str, key: str, info: Any) -> None:
+        raise self._not_kept(channel)
+
+    def presence_remove(self, channel: str, key: str) -> None:
+        raise self._not_kept(channel)
+
+    def presence_members(self, channel: str) -> List[Any]:
+        raise self._not_kept(channel)
+
+    def _not_kept(self, channel: str) -> ConfigError:
+        return ConfigError("%r wants history or presence, which the broker %s does not keep: "
+                           "use redis://" % (channel, self.url_for_logs))
 
