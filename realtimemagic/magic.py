@@ -244,10 +244,15 @@ class RealTimeMagic(SockJSHandler):
 
     def publish(self, channel: str, message: Any) -> None:
         """Publish ``message`` to every subscriber of ``channel``, through the broker.  Never
-        blocks on slow clients; callable from any greenlet or thread."""
-        problem = protocol.channel_error(channel)
-        if problem:
-            raise ValueError(problem)
+        blocks on slow clients; callable from any greenlet or thread.  Raises ValueError for a
+        bad channel name and for a message that is not strict JSON (NaN, an infinity, a lone
+        surrogate in a string), TypeError for a value JSON has no type for: nothing is
+        published then."""
+        _check(channel, message)
+        self._publish(channel, message)
+
+    def _publish(self, channel: str, message: Any) -> None:
+        """:meth:`publish` of a checked channel and message."""
         options = self.options_for(channel)
         self.loop_thread.call(self.broker.publish, channel, message,
                               options if options.history else None)
@@ -255,10 +260,8 @@ class RealTimeMagic(SockJSHandler):
     def publish_local(self, channel: str, message: Any) -> None:
         """Publish to this process's subscribers only, not through the broker: for what every
         process sees anyway (a NOTIFY, a Redis pub/sub message), so that each client gets it
-        once however many processes there are."""
-        problem = protocol.channel_error(channel)
-        if problem:
-            raise ValueError(problem)
+        once however many processes there are.  Raises as :meth:`publish` does."""
+        _check(channel, message)
         self.loop_thread.call(self._deliver, channel, message)
 
     @property
@@ -275,10 +278,13 @@ class RealTimeMagic(SockJSHandler):
                 return
             if isinstance(result, tuple):
                 channel, message = result
-                problem = protocol.channel_error(channel)
-                if problem:
-                    raise ValueError("push trap %r replaced the channel: %s" % (trap, problem))
-        self.publish(channel, message)
+                try:
+                    _check(channel, message)
+                except (ValueError, TypeError) as error:
+                    raise ValueError("push trap %r replaced the message: %s" % (trap, error)
+                                     ) from None
+        # The client's own message was parsed strictly: it needs no second check.
+        self._publish(channel, message)
 
     def _deliver(self, channel: str, message: Any, action: str = "message",
                  extra: Optional[Dict[str, Any]] = None) -> int:
@@ -316,9 +322,10 @@ class RealTimeMagic(SockJSHandler):
                 conn.answer(protocol.error(protocol.RATE_LIMITED, "more than %g messages a second"
                                            % self.settings.rate_limit))
             return
-        if _too_large(text, self.settings.max_message_size):
-            conn.answer(protocol.error(protocol.TOO_LARGE, "message larger than %d bytes"
-                                       % self.settings.max_message_size))
+        try:
+            protocol.check_text(text, self.settings.max_message_size)
+        except ProtocolError as error:
+            conn.answer(protocol.error(error.code, error.reason))
             return
         conn.lane.submit(partial(self._handle, conn, text))
 
@@ -344,8 +351,7 @@ class RealTimeMagic(SockJSHandler):
     def _handle(self, conn: Connection, text: str, previous: Event, mine: Event) -> None:
         """One message through the receivers' chain: the part up to the pub/sub handler in the
         connection's order, the receivers after it concurrently with the next message."""
-        message, is_json = protocol.parse_message(text)
-        request_id = protocol.request_id_of(message)
+        message, problem, request_id = protocol.parse_message(text)
         receivers = list(self.receivers)
         ordered = receivers.index(pubsub_receiver) + 1 if pubsub_receiver in receivers else 0
         previous.wait()
@@ -358,7 +364,7 @@ class RealTimeMagic(SockJSHandler):
             return
         if all(receiver is pubsub_receiver or getattr(receiver, "protocol_receiver", False)
                for receiver in receivers):
-            conn.answer(protocol.error(protocol.BAD_REQUEST, _why_not_handled(message, is_json),
+            conn.answer(protocol.error(protocol.BAD_REQUEST, _why_not_handled(message, problem),
                                        request_id=request_id))
 
     def _run_chain(self, conn: Connection, receivers: Sequence[Callable], message: Any,
@@ -406,16 +412,17 @@ class LocalPublisher:
         return getattr(self._rtm, name)
 
 
-def _too_large(text: str, limit: int) -> bool:
-    # Characters are 1 to 4 bytes in UTF-8: encode only when the count cannot decide.
-    if len(text) * 4 <= limit:
-        return False
-    return len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit
+def _check(channel: str, message: Any) -> None:
+    """What is published from Python: a valid channel name and strict JSON."""
+    problem = protocol.channel_error(channel)
+    if problem:
+        raise ValueError(problem)
+    protocol.check_value(message)
 
 
-def _why_not_handled(message: Any, is_json: bool) -> str:
-    if not is_json:
-        return "message is not JSON"
+def _why_not_handled(message: Any, problem: Optional[str]) -> str:
+    if problem:
+        return problem
     if isinstance(message, dict) and "action" in message:
         return "unknown action %r" % (message["action"],)
     return "not a pub/sub request: expected an object with an action (%s)" % ", ".join(

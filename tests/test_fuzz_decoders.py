@@ -90,6 +90,13 @@ json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allo
 json_values = st.recursive(json_scalars, lambda children: st.one_of(
     st.lists(children, max_size=5), st.dictionaries(any_text, children, max_size=5)),
     max_leaves=10)
+#: What RFC 8259 calls JSON: no NaN or infinity, no lone surrogate in any string.
+strict_json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(),
+              st.floats(allow_nan=False, allow_infinity=False), encodable_text),
+    lambda children: st.one_of(st.lists(children, max_size=5),
+                               st.dictionaries(encodable_text, children, max_size=5)),
+    max_leaves=10)
 
 #: Text that looks like JSON more often than random text would.
 jsonish_text = st.one_of(
@@ -450,11 +457,13 @@ def test_callback_name_required():
 # -- the pub/sub protocol -------------------------------------------------------------------
 
 def documented_channel_problem(channel) -> bool:
-    """docs/protocol.md: 1 to 200 characters, without whitespace or control characters."""
+    """docs/protocol.md: 1 to 200 characters, without whitespace, control characters or lone
+    surrogates."""
     if not isinstance(channel, str):
         return True
     return not (1 <= len(channel) <= 200) or any(
-        character.isspace() or unicodedata.category(character) == "Cc" for character in channel)
+        character.isspace() or unicodedata.category(character) in ("Cc", "Cs")
+        for character in channel)
 
 
 channel_like = st.one_of(
@@ -476,6 +485,7 @@ channel_like = st.one_of(
 @example("abc\n")
 @example("c" * 200 + "\n")
 @example("a\x80b")
+@example("a\ud800")
 def test_channel_error_agrees_with_the_documented_rule(channel):
     problem = protocol.channel_error(channel)
     assert (problem is not None) == documented_channel_problem(channel), (channel, problem)
@@ -500,14 +510,21 @@ def test_channel_names_the_rule_accepts(channel):
 
 
 @MANY
-@given(jsonish_text)
+@given(jsonish_text.filter(lambda text: not protocol._lone_surrogate(text)))
 @example("1" * 5000)  # past Python's int digit limit
+@example('{"id": 1, "m": NaN}')
+@example('["\\ud800"]')
 def test_parse_message_never_raises(text):
-    message, is_json = protocol.parse_message(text)
-    if is_json:
+    """On valid Unicode text (check_text refuses the rest first): strict JSON parsed, the
+    rest kept as text with a reason; nothing parsed ever holds what cannot be sent."""
+    message, problem, request_id = protocol.parse_message(text)
+    if problem is None:
         assert json.dumps(message) == json.dumps(json.loads(text))
+        protocol.encode(message)  # strict: raises on NaN, infinities, lone surrogates
+        assert request_id == protocol.request_id_of(message)
     else:
-        assert message == text
+        assert message == text and problem.startswith("message is not JSON")
+        assert request_id is None or protocol.encode(request_id)
 
 
 ids = st.one_of(st.none(), st.integers(), st.text(max_size=5), st.booleans(), st.floats(),
@@ -554,7 +571,8 @@ positions = st.one_of(st.none(), st.tuples(st.integers(min_value=0), st.text(max
 
 
 @SOME
-@given(st.sampled_from(protocol.ACTIONS), valid_channels, json_values, valid_ids, positions)
+@given(st.sampled_from(protocol.ACTIONS), valid_channels, strict_json_values, valid_ids,
+       positions)
 @example("subscribe", "c" * 200, None, 1, (0, ""))
 def test_valid_requests_parse_to_the_right_request(action, channel, message, request_id,
                                                    position):
@@ -569,8 +587,8 @@ def test_valid_requests_parse_to_the_right_request(action, channel, message, req
     if request_id is not None:
         request["id"] = request_id
     text = json.dumps(request)
-    parsed, is_json = protocol.parse_message(text)
-    assert is_json and protocol.is_pubsub_request(parsed)
+    parsed, problem, _ = protocol.parse_message(text)
+    assert problem is None and protocol.is_pubsub_request(parsed)
     expected_message = json.loads(json.dumps(message)) if action == "publish" else None
     assert protocol.parse_request(parsed) == protocol.Request(
         action, channel, expected_message, request_id, since)

@@ -91,10 +91,57 @@ def test_parse_request_and_its_errors():
 
 
 def test_parse_message_keeps_text_that_is_not_json():
-    assert protocol.parse_message('{"a": 1}') == ({"a": 1}, True)
-    assert protocol.parse_message('"s"') == ("s", True)
-    assert protocol.parse_message("plain") == ("plain", False)
-    assert protocol.parse_message("[" * 100000) == ("[" * 100000, False)
+    assert protocol.parse_message('{"a": 1, "id": 3}') == ({"a": 1, "id": 3}, None, 3)
+    assert protocol.parse_message('"s"') == ("s", None, None)
+    assert protocol.parse_message("plain") == ("plain", "message is not JSON", None)
+    assert protocol.parse_message("[" * 100000) == (
+        "[" * 100000, "message is not JSON: nested too deeply", None)
+
+
+@pytest.mark.parametrize("text,why", [
+    ("NaN", "NaN is not a JSON value"),
+    ('{"a": [1, -Infinity]}', "-Infinity is not a JSON value"),
+    ('{"a": Infinity, "id": "x"}', "Infinity is not a JSON value"),
+    ("[1e999]", "number 1e999 is out of range"),
+    ('{"action": "publish", "id": 7, "payload": {"channel": "c", "message": "a\\ud800b"}}',
+     "lone surrogate"),
+    ('{"\\udc00": 1}', "lone surrogate"),  # in a key
+    ('[[[{"k": ["\\ud83d"]}]]]', "lone surrogate"),  # deep, a high surrogate without its pair
+    ('["\\ude00\\ud83d"]', "lone surrogate"),  # a pair in the wrong order
+])
+def test_parse_message_refuses_what_rfc_8259_does_not_allow(text, why):
+    """Text that Python's json reads but that is not JSON, or not valid Unicode: the text as
+    sent, the reason, and the id when the request had one (the error reply carries it)."""
+    message, problem, request_id = protocol.parse_message(text)
+    assert message == text and why in problem and problem.startswith("message is not JSON")
+    assert request_id == (7 if '"id": 7' in text else "x" if '"id": "x"' in text else None)
+
+
+def test_parse_message_takes_surrogate_pairs_and_escaped_backslashes():
+    assert protocol.parse_message('["\\ud83d\\ude00", "\\\\ud800", 1.5e300]') == (
+        ["\U0001F600", "\\ud800", 1.5e300], None, None)
+
+
+def test_check_text_refuses_a_lone_surrogate_and_measures_in_utf8():
+    protocol.check_text("caf\u00e9", 5)
+    with pytest.raises(ProtocolError) as error:
+        protocol.check_text("caf\u00e9", 4)
+    assert error.value.code == "too_large"
+    with pytest.raises(ProtocolError) as error:
+        protocol.check_text("a\ud800b", 100)
+    assert error.value.code == "bad_request" and "surrogate" in error.value.reason
+    with pytest.raises(ProtocolError) as error:
+        protocol.check_text("\ud800" * 101, 100)
+    assert error.value.code == "too_large"
+
+
+@pytest.mark.parametrize("value", [float("nan"), [float("inf")], {"a": -float("inf")},
+                                   "a\ud800b", {"\udfff": 1}, [[["\ud83d"]]]])
+def test_encode_refuses_what_is_not_json(value):
+    with pytest.raises(ValueError):
+        protocol.encode(value)
+    with pytest.raises(ValueError):
+        protocol.check_value(value)
 
 
 def test_answers():

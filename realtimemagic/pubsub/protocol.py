@@ -3,12 +3,18 @@ replies and errors.
 
 Every server-to-client message is the JSON text of one object; a delivery is encoded once per
 publish, whatever the number of recipients.
+
+Strict JSON both ways (RFC 8259): ``NaN``, ``Infinity``, numbers out of the float range and lone
+surrogates (``"\\ud800"``: valid JSON syntax, not valid Unicode, and no UTF-8 encoder takes it)
+are refused where a message comes in, so that nothing published can break the connection of a
+subscriber.  The checks cost nothing on the common path: they run once per incoming message or
+publish, never per recipient, and walk the value only when the text could hold such a thing.
 """
 import json
 import re
-from typing import Any, NamedTuple, Optional, Tuple, Union
+from typing import Any, NamedTuple, Optional, Union
 
-from ..exceptions import ProtocolError
+from ..exceptions import BadRequest, ProtocolError
 
 ACTIONS = ("subscribe", "unsubscribe", "publish", "presence")
 REPLIES = {"subscribe": "subscribed", "unsubscribe": "unsubscribed", "publish": "published",
@@ -16,7 +22,7 @@ REPLIES = {"subscribe": "subscribed", "unsubscribe": "unsubscribed", "publish": 
 
 # 1 to 200 characters, no control characters (C0, DEL, C1) and no whitespace (SPEC section 3).
 # Used with fullmatch: "$" would let a final newline through.
-_CHANNEL = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]{1,200}")
+_CHANNEL = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,200}")
 
 BAD_REQUEST = "bad_request"
 FORBIDDEN = "forbidden"
@@ -98,11 +104,6 @@ def parse_request(message: dict) -> Request:
     return Request(action, channel, payload.get("message"), request_id, since)
 
 
-def encode(value: Any) -> str:
-    """JSON text, compact, UTF-8 characters kept as they are."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def reply(action: str, channel: str, request_id: Union[str, int, None],
           **details: Any) -> dict:
     answer = {"action": REPLIES[action], "payload": dict(details, channel=channel)}
@@ -122,10 +123,122 @@ def error(code: str, reason: str, channel: Optional[str] = None,
     return answer
 
 
-def parse_message(text: str) -> Tuple[Any, bool]:
-    """The client's message parsed from JSON when it is JSON, else its text as sent; and
-    whether it was JSON."""
+# -- strict JSON (RFC 8259), both ways -------------------------------------------------------
+
+def _not_json(constant: str) -> None:
+    raise BadRequest("not JSON: %s is not a JSON value" % constant)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # inf (1e999 overflows): JSON has no such number
+        raise BadRequest("not JSON: number %s is out of range" % text[:40])
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a surrogate code point (never valid on its own in a Python str)."""
+    if text.isascii():
+        return False
     try:
-        return json.loads(text), True
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        return text, False
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _strict_dumps(value: Any) -> str:
+    text = _ENCODER.encode(value)  # ValueError for NaN and infinities
+    if _lone_surrogate(text):
+        raise ValueError("a lone surrogate is not valid Unicode")
+    return text
+
+
+def encode(value: Any) -> str:
+    """JSON text, compact, UTF-8 characters kept as they are.  Raises ValueError for what is
+    not JSON (NaN, infinities, a lone surrogate in a string) and TypeError for what JSON has no
+    type for."""
+    return _strict_dumps(value)
+
+
+def check_value(value: Any) -> None:
+    """Raise ValueError (or TypeError) when ``value`` cannot be published: what
+    :func:`encode` would refuse.  For values that come from Python (``rtm.publish``), not from a
+    client (those are parsed strictly)."""
+    _strict_dumps(value)
+
+
+def check_text(text: str, limit: int) -> None:
+    """Refuse a client message over ``limit`` bytes of UTF-8 (``too_large``) or that is not
+    valid Unicode (``bad_request``: a lone surrogate, which only the escapes of a SockJS frame
+    can carry in).  One pass at most, and none for short ASCII text."""
+    if text.isascii() or len(text) > limit:  # one byte a character at least
+        size = len(text)
+    else:
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ProtocolError(BAD_REQUEST, "message is not valid Unicode: a lone surrogate"
+                                ) from None
+    if size > limit:
+        raise ProtocolError(TOO_LARGE, "message larger than %d bytes" % limit)
+
+def parse_json(text: str) -> Any:
+    """Strict JSON (RFC 8259) from valid Unicode text (see :func:`check_text`).  Raises
+    :class:`BadRequest` saying why not: not JSON at all, ``NaN``/``Infinity``, a number out of
+    range, a lone surrogate escape, nesting too deep for the parser."""
+    try:
+        value = _DECODER.decode(text)
+    except RecursionError:
+        raise BadRequest("not JSON: nested too deeply") from None
+    except ValueError:  # JSONDecodeError, and the int digits limit of Python 3.11
+        raise BadRequest("not JSON") from None
+    # A lone surrogate in a string can only come from a \\u escape: no escape, no walk.
+    if "\\u" in text and _escaped_lone_surrogate(value):
+        raise BadRequest("not JSON: a lone surrogate (\\ud800 to \\udfff without its pair) is "
+                         "not valid Unicode")
+    return value
+
+
+def _escaped_lone_surrogate(value: Any) -> bool:
+    try:
+        _strict_dumps(value)
+    except ValueError:
+        return True
+    return False
+
+
+class Incoming(NamedTuple):
+    """A client's message: parsed from JSON when it is JSON, else its text as sent."""
+    message: Any
+    #: Why it is not JSON (None when it is).
+    problem: Optional[str]
+    #: The request's ``id``, when it has a valid one (even in text that is not strict JSON).
+    request_id: Union[str, int, None]
+
+
+def parse_message(text: str) -> Incoming:
+    """The one parse of a client's message (valid Unicode text, see :func:`check_text`)."""
+    try:
+        message = parse_json(text)
+    except BadRequest as error:
+        return Incoming(text, "message is %s" % error, _lenient_id(text))
+    return Incoming(message, None, request_id_of(message))
+
+
+def _lenient_id(text: str) -> Union[str, int, None]:
+    """The id of a request that is JSON but for a NaN or a lone surrogate, so that the client
+    can match the error to its request.  Only on the error path: a second parse is fine."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        request_id = request_id_of(json.loads(text))
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(request_id, str) and _lone_surrogate(request_id):
+        return None
+    return request_id

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 2.0
 #: A client that has not answered the previous heartbeat's ping when the next one is due.
 PING_TIMEOUT = (4008, "Ping timeout")
+#: How a connection ends when one of its frames cannot be written (a bug, never the client's
+#: doing: what clients send is checked where it comes in).
+WRITE_FAILED = Close(1011, "Internal error")
 
 
 def handshake_error(request: Request) -> Optional[str]:
@@ -132,6 +135,15 @@ def serve(websocket: WebSocket, framing, session, first, clock: Callable[[], flo
                 pending, finished = session.pull(clock())
         except OSError:
             return
+        except Exception as error:
+            # This connection alone ends, with a close frame; one line, no traceback: what
+            # failed is one frame, and a traceback per subscriber of a broadcast floods the log.
+            log.warning("closing WebSocket session %s: a frame could not be written (%s: %s)",
+                        session.key, type(error).__name__, str(error)[:200])
+            try:
+                framing.write(websocket, WRITE_FAILED)
+            except OSError:
+                pass
         finally:
             # Give the client a moment to answer our close frame, so that the socket is not
             # closed under unread data (which would reset the connection and could lose the
