@@ -1,25 +1,29 @@
 """The internal API, on its own listener (default 127.0.0.1, port + 1), for other programs:
 
 - ``POST /api/publish`` ``{"channel": c, "message": m}`` (``Authorization: Bearer <api_key>``
-  when an API key is set) -> ``{"published": true}``
+  when an API key is set) -> ``{"published": true}``; a body that is not strict JSON in UTF-8
+  (NaN, a lone surrogate, too deep, cut short...) or not that object -> 400, over
+  ``max_frame_size`` -> 413, not whole within ``body_timeout`` -> 408, always with
+  ``{"error": reason}``
 - ``GET /api/stats``: JSON, see :mod:`realtimemagic.stats`
 - ``GET /metrics``: Prometheus text
 - ``GET /healthz``: 200 while the process serves
 """
 import hmac
 import json
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, Tuple
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .exceptions import BadRequest, BodyTimeout, MessageTooLarge
+from .exceptions import BadRequest, BodyTimeout, IncompleteRequest, MessageTooLarge, PeerError
 from .pubsub import protocol
 from .runtime.http import respond
 from .stats import StatsCollector, stats
 from .transports.base import Request
 
 JSON = ("Content-Type", "application/json")
+EXPECTED = 'expected a JSON object {"channel": ..., "message": ...}'
 
 
 class InternalAPI:
@@ -59,19 +63,35 @@ class InternalAPI:
             return respond(start_response, 401, [JSON, ("WWW-Authenticate", "Bearer")],
                            json.dumps({"error": "an API key is required"}))
         try:
-            body = request.read_body(self.rtm.settings.max_frame_size)
-            data = json.loads(body)
-            channel, message = data["channel"], data["message"]
+            channel, message = self.read_publish(request)
         except MessageTooLarge as error:
             return respond(start_response, 413, [JSON], json.dumps({"error": str(error)}))
         except BodyTimeout as error:
             return respond(start_response, 408, [JSON, ("Connection", "close")],
                            json.dumps({"error": str(error)}))
-        except (ValueError, TypeError, KeyError, BadRequest):
-            return respond(start_response, 400, [JSON], json.dumps(
-                {"error": 'expected a JSON object {"channel": ..., "message": ...}'}))
-        problem = protocol.channel_error(channel)
-        if problem:
-            return respond(start_response, 400, [JSON], json.dumps({"error": problem}))
+        except IncompleteRequest as error:  # what is left of the stream cannot be trusted
+            return respond(start_response, 400, [JSON, ("Connection", "close")],
+                           json.dumps({"error": str(error)}))
+        except PeerError as error:
+            return respond(start_response, 400, [JSON], json.dumps({"error": str(error)}))
         self.rtm.publish(channel, message)
         return respond(start_response, 200, [JSON], json.dumps({"published": True}))
+
+    def read_publish(self, request: Request) -> Tuple[str, Any]:
+        """The channel and message of a publish body, parsed strictly; raises a
+        :class:`PeerError` saying what is wrong."""
+        body = request.read_body(self.rtm.settings.max_frame_size)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("the body is not UTF-8") from None
+        try:
+            data = protocol.parse_json(text)
+        except BadRequest as error:
+            raise BadRequest("the body is %s" % error) from None
+        if not isinstance(data, dict) or "channel" not in data or "message" not in data:
+            raise BadRequest(EXPECTED)
+        problem = protocol.channel_error(data["channel"])
+        if problem:
+            raise BadRequest(problem)
+        return data["channel"], data["message"]
