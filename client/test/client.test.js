@@ -125,11 +125,36 @@ test('the application\'s own messages and replies', () => {
   socket.open();
   socket.receive({ echo: 'hello' });            // conn.send({'echo': 'hello'})
   socket.receive('"just a string"');
-  socket.receive('not JSON at all');
   socket.receive({ action: 'subscribed', payload: { channel: 'c' }, id: 7 });
-  assert.deepEqual(messages, [[{ echo: 'hello' }, undefined], ['just a string', undefined],
-                              ['not JSON at all', undefined]]);
+  assert.deepEqual(messages, [[{ echo: 'hello' }, undefined], ['just a string', undefined]]);
   assert.deepEqual(replies, [{ action: 'subscribed', channel: 'c', id: 7 }]);
+});
+
+test('text that is not JSON goes to onerror, never to onmessage', () => {
+  const { client, socket } = plainClient();
+  const errors = [];
+  const messages = [];
+  client.onerror = (error) => errors.push(error);
+  client.onmessage = (message) => messages.push(message);
+  socket.open();
+  socket.receive('not JSON at all');
+  socket.receive('{"action":"message","payload":{"channel":"c","message":NaN}}');
+  socket.receive({ action: 'message', payload: { channel: 'c', message: 'next' } });
+  assert.deepEqual(errors.map((error) => [error.code, error.data]), [
+    ['not_json', 'not JSON at all'],
+    ['not_json', '{"action":"message","payload":{"channel":"c","message":NaN}}'],
+  ]);
+  assert.match(errors[0].reason, /not JSON/);
+  assert.deepEqual(messages, ['next'], 'the connection goes on');
+});
+
+test('without onerror, errors go to console.warn', (t) => {
+  const warn = t.mock.method(console, 'warn', () => {});
+  const { socket } = plainClient();
+  socket.open();
+  socket.receive('NaN');
+  assert.equal(warn.mock.callCount(), 1);
+  assert.match(warn.mock.calls[0].arguments[0], /not JSON/);
 });
 
 test('error replies go to onerror with code, reason, channel and id', () => {

@@ -177,7 +177,8 @@
     this.onmessage = null;
     /** onclose(event), each time a connection closes or an attempt fails. */
     this.onclose = null;
-    /** onerror(error): the server's error replies {code, reason, channel, id}. */
+    /** onerror(error): the server's error replies {code, reason, channel, id}; and
+     * {code: 'not_json', reason, data} for text from the server that is not JSON. */
     this.onerror = null;
     /** onreply(reply): replies {action, channel, id} to requests that had an id (send()). */
     this.onreply = null;
@@ -373,7 +374,11 @@
       try {
         value = JSON.parse(data);
       } catch (error) {
-        value = data;  // not JSON: the text as it came
+        // The server sends only JSON: text that is not is a fault on the way (a proxy, another
+        // server), never a message for the application.
+        this._reportError({ code: 'not_json', reason: 'the server sent a message that is not ' +
+                            'JSON', channel: undefined, id: undefined, data: data });
+        return;
       }
     }
     var payload = isObject(value) ? value.payload : undefined;
@@ -398,13 +403,8 @@
                                         : payload.channel));
           return;
         }
-        var error = { code: payload.code, reason: payload.reason, channel: payload.channel,
-                      id: pending ? undefined : value.id };
-        if (typeof this.onerror === 'function') {
-          this._call(this.onerror, [error]);
-        } else if (root.console && root.console.warn) {
-          root.console.warn('realtimeMagic: the server answered with an error', error);
-        }
+        this._reportError({ code: payload.code, reason: payload.reason,
+                            channel: payload.channel, id: pending ? undefined : value.id });
         return;
       }
       if (value.action === 'join' || value.action === 'leave') {
@@ -430,6 +430,15 @@
       }
     }
     this._call(this.onmessage, [value, undefined]);
+  };
+
+  /** An error for onerror, or the console when the application has no onerror. */
+  Client.prototype._reportError = function (error) {
+    if (typeof this.onerror === 'function') {
+      this._call(this.onerror, [error]);
+    } else if (root.console && root.console.warn) {
+      root.console.warn('realtimeMagic: ' + error.reason, error);
+    }
   };
 
   /** A delivery: track the channel's position, drop a duplicate, call the callbacks. */
