@@ -13,7 +13,8 @@ class PrivateChannels(Authenticator):
 
     def check(self, conn, channel):
         owner = channel.split(':', 1)[1]
-        if conn.info.query.get('user') != owner:
+        # "private:" has no owner: nobody may use it (else "?user=" would).
+        if not owner or conn.info.query.get('user') != owner:
             raise AuthenticationError(self.error_message)
 
 

@@ -71,6 +71,17 @@ def test_authenticator_shape(serve_module, connect):
     assert error["payload"]["reason"] == "No spam, please." and error["id"] == 2
 
 
+def test_authenticator_an_empty_user_owns_no_private_channel(serve_module, connect):
+    server = serve_module("examples.authenticator:rtm")
+    for query in ("?user=", ""):
+        nobody = connect(server, query=query)
+        nobody.subscribe("private:", request_id=1)
+        assert nobody.recv() == {"action": "error", "id": 1, "payload": {
+            "code": "forbidden", "reason": "This channel is private.", "channel": "private:"}}
+        nobody.publish("private:", "hello", request_id=2)
+        assert nobody.recv()["payload"]["code"] == "forbidden"
+
+
 def test_stress_server_broadcasts_every_message_to_every_client(serve_module, connect):
     server = serve_module("examples.stress.server:rtm", *LOCAL)
     clients = [connect(server) for _ in range(3)]
