@@ -281,7 +281,7 @@ class RealTimeMagic(SockJSHandler):
                 try:
                     _check(channel, message)
                 except (ValueError, TypeError) as error:
-                    raise ValueError("push trap %r replaced the message: %s" % (trap, error)
+                    raise ValueError("push trap %r replaced the publish: %s" % (trap, error)
                                      ) from None
         # The client's own message was parsed strictly: it needs no second check.
         self._publish(channel, message)

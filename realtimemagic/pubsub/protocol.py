@@ -175,7 +175,7 @@ def check_value(value: Any) -> None:
 def check_text(text: str, limit: int) -> None:
     """Refuse a client message over ``limit`` bytes of UTF-8 (``too_large``) or that is not
     valid Unicode (``bad_request``: a lone surrogate, which only the escapes of a SockJS frame
-    can carry in).  One pass at most, and none for short ASCII text."""
+    can carry in).  One pass over non-ASCII text at most, none over ASCII text."""
     if text.isascii() or len(text) > limit:  # one byte a character at least
         size = len(text)
     else:
@@ -186,6 +186,7 @@ def check_text(text: str, limit: int) -> None:
                                 ) from None
     if size > limit:
         raise ProtocolError(TOO_LARGE, "message larger than %d bytes" % limit)
+
 
 def parse_json(text: str) -> Any:
     """Strict JSON (RFC 8259) from valid Unicode text (see :func:`check_text`).  Raises
