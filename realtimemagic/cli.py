@@ -182,9 +182,11 @@ def publish_main(argv: Optional[List[str]] = None) -> None:
     result.add_argument("--api-key", default=os.environ.get("RTM_API_KEY", ""),
                         help="the server's api_key, if it has one. Env: RTM_API_KEY.")
     arguments = result.parse_args(argv)
+    from .exceptions import BadRequest
+    from .pubsub.protocol import parse_json
     try:
-        message = json.loads(arguments.message)
-    except ValueError:
+        message = parse_json(arguments.message)  # strict: "NaN" is the string "NaN"
+    except BadRequest:
         message = arguments.message
     try:
         api_publish(arguments.api_url, arguments.channel, message, arguments.api_key)

@@ -9,6 +9,8 @@ The entrances: SockJS over WebSocket, xhr_send, the raw WebSocket, ``POST /api/p
 import json
 import logging
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -20,7 +22,7 @@ from realtimemagic.runtime.connection import SockJSHandler
 from realtimemagic.runtime.endpoint import SockJSEndpoint
 
 from clients import WebSocketClient, XhrPollingClient
-from conftest import free_port, wait_for_port
+from conftest import ROOT, free_port, wait_for_port
 from inprocess import in_thread, serving
 from wsclient import TEXT, RawWebSocket
 
@@ -257,6 +259,19 @@ def test_the_api_answers_a_cut_short_chunked_body_with_400(server):
     assert head.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert "Incomplete" in json.loads(body)["error"]
     assert "Traceback" not in server.log()
+
+
+def test_rtm_publish_sends_text_that_is_not_strict_json_as_a_string(server):
+    """``rtm-publish CHANNEL MESSAGE`` takes MESSAGE as JSON when it is JSON, else as a string:
+    ``NaN`` is the string "NaN", not a number the server would refuse."""
+    channel = unique("cli")
+    subscriber = RawSubscriber(server.port, channel)
+    for text in ("NaN", "[1, Infinity]"):
+        result = subprocess.run([sys.executable, "-c", "from realtimemagic.cli import publish_main;"
+                                 "publish_main()", channel, text, "--api-url", server.api],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert subscriber.next()["payload"]["message"] == text
 
 
 # -- from Python ---------------------------------------------------------------------------
