@@ -14,6 +14,7 @@ import os
 import random
 import re
 import socket
+import tempfile
 import time
 import urllib.request
 
@@ -33,7 +34,7 @@ MAX_FRAME = 4000
 pytestmark = pytest.mark.timeout(SECONDS + 120)
 
 hypothesis.configuration.set_hypothesis_home_dir(
-    os.path.join(os.environ.get("TMPDIR", "/tmp"), "realtimemagic-hypothesis"))
+    os.path.join(tempfile.gettempdir(), "realtimemagic-hypothesis"))
 SOME = settings(max_examples=300, deadline=None, database=None, print_blob=False,
                 derandomize=not os.environ.get("RTM_HYPOTHESIS_EXPLORE"),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
