@@ -1,4 +1,5 @@
-"""What clients did wrong or what the process ran out of, counted and logged without flooding.
+"""What clients did wrong or what the process ran out of (and the frames it could not write),
+counted and logged without flooding.
 
 An attacker controls how often these happen (a malformed request, a request that trickles, a
 connection refused because the process is full), so each one is counted, and logged at most once
@@ -23,6 +24,7 @@ KINDS = {
     "ping_timeout": "WebSocket ping not answered by the next heartbeat",
     "half_open_limit": "connection refused: max_connections requests waiting for their headers",
     "descriptors_exhausted": "out of file descriptors",
+    "write_failed": "a WebSocket frame could not be written; that connection was closed with 1011",
 }
 
 

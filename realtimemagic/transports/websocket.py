@@ -136,10 +136,10 @@ def serve(websocket: WebSocket, framing, session, first, clock: Callable[[], flo
         except OSError:
             return
         except Exception as error:
-            # This connection alone ends, with a close frame; one line, no traceback: what
-            # failed is one frame, and a traceback per subscriber of a broadcast floods the log.
-            log.warning("closing WebSocket session %s: a frame could not be written (%s: %s)",
-                        session.key, type(error).__name__, str(error)[:200])
+            # This connection alone ends, with a close frame; counted, and logged in one line
+            # without a traceback: one per subscriber of a broadcast would flood the log.
+            incidents.record("write_failed", "from %s: %s: %s" % (
+                _peer(websocket.sock), type(error).__name__, str(error)[:200]))
             try:
                 framing.write(websocket, WRITE_FAILED)
             except OSError:
