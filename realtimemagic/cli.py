@@ -16,7 +16,7 @@ import sys
 from typing import List, NoReturn, Optional
 
 from . import __version__, config
-from .exceptions import ConfigError, ListenError, PublishError
+from .exceptions import BadRequest, ConfigError, ListenError, PublishError
 
 USAGE_ERROR = 2
 #: What to try when the listening socket cannot be had, by errno.
@@ -169,9 +169,10 @@ def serve(argv: List[str], default_port: Optional[int] = None) -> None:
 
 def publish_main(argv: Optional[List[str]] = None) -> None:
     """``rtm-publish CHANNEL MESSAGE``: publish through a server's internal API.  MESSAGE is
-    taken as JSON when it parses, else as a string."""
+    taken as JSON when it is strict JSON, else as a string ("NaN" is the string "NaN")."""
     import json
     from .publisher import api_publish
+    from .pubsub.protocol import parse_json
     result = OneLineParser(prog="rtm-publish", description=publish_main.__doc__)
     result.add_argument("channel")
     result.add_argument("message")
@@ -182,10 +183,8 @@ def publish_main(argv: Optional[List[str]] = None) -> None:
     result.add_argument("--api-key", default=os.environ.get("RTM_API_KEY", ""),
                         help="the server's api_key, if it has one. Env: RTM_API_KEY.")
     arguments = result.parse_args(argv)
-    from .exceptions import BadRequest
-    from .pubsub.protocol import parse_json
     try:
-        message = parse_json(arguments.message)  # strict: "NaN" is the string "NaN"
+        message = parse_json(arguments.message)
     except BadRequest:
         message = arguments.message
     try:

@@ -73,9 +73,13 @@ class Publisher:
         self._connection = None
 
     def publish(self, channel: str, message: Any) -> None:
+        """Raises as ``rtm.publish`` does: ValueError for a bad channel name or a message that
+        is not strict JSON (NaN, an infinity, a lone surrogate), TypeError for a value JSON has
+        no type for."""
         problem = protocol.channel_error(channel)
         if problem:
             raise ValueError(problem)
+        protocol.check_value(message)
         if self._connection is None:
             self._connection = self._broker.connect_publisher()
         try:

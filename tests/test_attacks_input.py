@@ -17,8 +17,9 @@ import uuid
 
 import pytest
 
-from realtimemagic import RealTimeMagic
+from realtimemagic import RealTimeMagic, brokers
 from realtimemagic.incidents import incidents
+from realtimemagic.publisher import Publisher
 from realtimemagic.runtime.connection import SockJSHandler
 from realtimemagic.runtime.endpoint import SockJSEndpoint
 
@@ -292,6 +293,24 @@ def test_rtm_publish_refuses_what_is_not_json(message, error):
     assert rtm.counters["published"] == 0
     rtm.publish("news", {"fine": 1.5})
     assert rtm.counters["published"] == 1
+
+
+@pytest.mark.parametrize("message", [float("nan"), ["\ud800"], {"\udfff": 1}])
+def test_the_publisher_refuses_what_is_not_json_before_reaching_the_broker(message):
+    publisher = Publisher("redis://127.0.0.1:1/0")  # nothing listens there: never reached
+    with pytest.raises(ValueError):
+        publisher.publish("news", message)
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "postgresql://postgres@127.0.0.1:1/x"])
+def test_a_broker_message_that_is_not_strict_json_is_ignored(url):
+    """What another program put in Redis or a NOTIFY never reaches the fan-out."""
+    broker = brokers.from_url(url, deliver=lambda *args: 0)
+    for data in (b'{"o": "x", "c": "c", "m": NaN}', '{"o": "x", "c": "c", "m": "\\ud800"}',
+                 b'{"o": "x", "c": "c", "m": "\xff"}', b"[" * 100000, None):
+        assert broker.parse_envelope(data) is None
+    assert broker.parse_envelope(b'{"o": "x", "c": "c", "m": 1.5}') == {
+        "o": "x", "c": "c", "m": 1.5}
 
 
 # -- the writer of a connection ------------------------------------------------------------

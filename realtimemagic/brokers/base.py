@@ -18,6 +18,8 @@ import gevent
 from gevent.event import Event
 
 from ..backoff import Backoff
+from ..exceptions import BadRequest
+from ..pubsub import protocol
 
 log = logging.getLogger("realtimemagic.broker")
 
@@ -208,9 +210,12 @@ class NetworkBroker:
         return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
 
     def parse_envelope(self, data: Any) -> Optional[Dict[str, Any]]:
+        # Strict, as every entrance: a NaN or a lone surrogate put in the broker by another
+        # program would otherwise reach the fan-out, whose encoder refuses it.
         try:
-            envelope = json.loads(data)
-        except (ValueError, TypeError):
+            envelope = protocol.parse_json(data.decode("utf-8") if isinstance(data, bytes)
+                                           else data)
+        except (BadRequest, UnicodeDecodeError, TypeError):
             envelope = None
         if not isinstance(envelope, dict) or "o" not in envelope or "c" not in envelope:
             log.warning("broker %s: ignoring a malformed message", self.url_for_logs)
