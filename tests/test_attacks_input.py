@@ -302,9 +302,10 @@ def test_the_publisher_refuses_what_is_not_json_before_reaching_the_broker(messa
         publisher.publish("news", message)
 
 
-@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "postgresql://postgres@127.0.0.1:1/x"])
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "postgresql://postgres@127.0.0.1:1/x",
+                                 "nats://127.0.0.1:1"])
 def test_a_broker_message_that_is_not_strict_json_is_ignored(url):
-    """What another program put in Redis or a NOTIFY never reaches the fan-out."""
+    """What another program put in Redis, a NOTIFY or NATS never reaches the fan-out."""
     broker = brokers.from_url(url, deliver=lambda *args: 0)
     for data in (b'{"o": "x", "c": "c", "m": NaN}', '{"o": "x", "c": "c", "m": "\\ud800"}',
                  b'{"o": "x", "c": "c", "m": "\xff"}', b"[" * 100000, None):
