@@ -244,7 +244,8 @@ def problem_with(answer: bytes):
 def test_fuzz_the_api_over_real_sockets(start_server):
     api_port = free_port()
     server = start_server("realtimemagic.magic:RealTimeMagic", "--api-port", str(api_port),
-                          "--max-frame-size", str(MAX_FRAME))
+                          "--max-frame-size", str(MAX_FRAME),
+                          "--max-message-size", str(MAX_FRAME // 2))
     wait_for_port(api_port, server.process)
     rng = random.Random("api-%d" % SEED)
     deadline = time.monotonic() + SECONDS
