@@ -127,9 +127,8 @@ def setup() -> Dict[str, Optional[str]]:
 
 
 def _setup_pypy() -> Optional[str]:
-    """gevent has no wheel for PyPy 3.9 on PyPI, so pip builds it, which needs PyPy's headers
-    (Debian's pypy3-dev).  As root with apt-get at hand, install Debian's pypy3 and pypy3-dev
-    when they are missing, as .ci/run does for chromium."""
+    """Debian's pypy3 and pypy3-dev (why the headers: docs/pypy.md), installed with apt-get
+    as root when they are missing, as .ci/setup does."""
     need = []
     if not shutil.which("pypy3"):
         need.append("pypy3")

@@ -26,13 +26,14 @@ LISTEN_HINTS = {errno.EADDRINUSE: "try --port", errno.EACCES: "try a port above 
 
 def patch_all() -> None:
     """Make the standard library and psycopg2 cooperative.  Call it first, before anything
-    imports socket, ssl, threading or psycopg2 (``rtm-serve`` and the gunicorn worker do)."""
+    imports socket, ssl, threading or psycopg2 (``rtm-serve`` and the gunicorn worker do).
+    On PyPy, ``import psycopg2`` then gives psycopg2cffi (:mod:`realtimemagic.pgdriver`)."""
     from gevent import monkey
     monkey.patch_all()
     try:
-        from psycogreen.gevent import patch_psycopg
-        patch_psycopg()
-    except ImportError:
+        from . import pgdriver  # psycopg2, or psycopg2cffi registered as psycopg2 on PyPy
+        pgdriver.make_cooperative()
+    except ImportError:  # no PostgreSQL driver (or psycogreen) installed: nothing to patch
         pass
 
 

@@ -33,9 +33,9 @@ class Worker(GeventPyWSGIWorker):
     def patch(self):
         super().patch()
         try:
-            from psycogreen.gevent import patch_psycopg
-            patch_psycopg()
-        except ImportError:
+            from . import pgdriver
+            pgdriver.make_cooperative()
+        except ImportError:  # no PostgreSQL driver (or psycogreen) installed: nothing to patch
             pass
 
     def load_wsgi(self):

@@ -41,8 +41,8 @@ def redis_available(url: str = REDIS_URL) -> bool:
 
 def postgres_available(dsn: str = POSTGRES_URL) -> bool:
     try:
-        import psycopg2
-        psycopg2.connect(dsn, connect_timeout=3).close()
+        from realtimemagic import pgdriver  # psycopg2, or psycopg2cffi on PyPy
+        pgdriver.connect(dsn, connect_timeout=3).close()
         return True
     except Exception:  # any reason: no driver, no server, no database
         return False

@@ -10,11 +10,8 @@ patch_all()
 
 import os
 
-import psycopg2
-import psycopg2.extensions
-
 from examples import monitor_psql, monitor_redis
-from realtimemagic import RealTimeMagic
+from realtimemagic import RealTimeMagic, pgdriver
 from realtimemagic.monitors import monitor_status
 from realtimemagic.monitors.psql import PsqlMonitor
 from realtimemagic.monitors.redis import RedisMonitor
@@ -39,8 +36,8 @@ status_changes = psql_monitor.monitor("status")(monitor_psql.status_changes.func
 @psql_monitor.monitor("rtm_sleep")
 def sleep_in_database(notification, pubsub):
     """NOTIFY rtm_sleep, '2': a query that takes 2 s, then "slept" on the channel slept."""
-    name = psycopg2.extensions.parse_dsn(monitor_psql.DSN).get("application_name", "rtm-test")
-    connection = psycopg2.connect(monitor_psql.DSN, application_name=name + "-sleeper")
+    name = pgdriver.parse_dsn(monitor_psql.DSN).get("application_name", "rtm-test")
+    connection = pgdriver.connect(monitor_psql.DSN, application_name=name + "-sleeper")
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_sleep(%s)", (float(notification.payload),))

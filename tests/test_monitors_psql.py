@@ -23,8 +23,8 @@ REOPEN_BOUND = 10.0  # s: generous; expected about backoff_initial (0.5 s), plus
 def open_database():
     """(connection, None) or (None, why not)."""
     try:
-        import psycopg2
-        return psycopg2.connect(DSN, connect_timeout=3), None
+        from realtimemagic import pgdriver  # psycopg2, or psycopg2cffi on PyPy
+        return pgdriver.connect(DSN, connect_timeout=3), None
     except Exception as error:  # any reason at all: no driver, no server, no database
         return None, error
 

@@ -6,8 +6,9 @@ message is stored in the table ``realtimemagic_messages`` and the notification c
 rows older than ``LARGE_MESSAGE_SECONDS`` are deleted.  NOTIFY keeps nothing for a listener that
 is not connected: while an instance is disconnected it misses what the others publish.
 
-psycopg2 must be cooperative (psycogreen): ``realtimemagic.patch_all()`` does it, and the broker
-installs psycogreen's wait callback at start if nobody has.
+psycopg2 (psycopg2cffi on PyPy, :mod:`realtimemagic.pgdriver`) must be cooperative (psycogreen):
+``realtimemagic.patch_all()`` does it, and the broker installs psycogreen's wait callback at start
+if nobody has.
 """
 import hashlib
 import json
@@ -21,8 +22,7 @@ from gevent.socket import wait_read
 from ..exceptions import MissingExtra
 
 try:
-    import psycopg2
-    import psycopg2.extensions
+    from .. import pgdriver  # psycopg2, or psycopg2cffi on PyPy
 except ImportError as error:
     raise MissingExtra("postgresql://", "psycopg2", "postgresql") from error
 
@@ -46,13 +46,11 @@ class PostgresBroker(NetworkBroker):
         self._last_cleanup = 0.0
 
     def start(self) -> None:
-        if psycopg2.extensions.get_wait_callback() is None:
-            from psycogreen.gevent import patch_psycopg
-            patch_psycopg()
+        pgdriver.make_cooperative()
         super().start()
 
     def _connect(self, role: str):
-        connection = psycopg2.connect(self.url, application_name="realtimemagic-" + role,
+        connection = pgdriver.connect(self.url, application_name="realtimemagic-" + role,
                                       connect_timeout=5, keepalives=1, keepalives_idle=10,
                                       keepalives_interval=5, keepalives_count=3)
         connection.autocommit = True

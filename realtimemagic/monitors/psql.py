@@ -9,8 +9,9 @@
 
     rtm.monitors.append(status_changes)
 
-``notification`` is psycopg2's ``Notify``: ``.channel``, ``.payload`` (text, at most 8000 bytes)
-and ``.pid`` (the sending backend's process id); ``pubsub`` is the RealTimeMagic object.  One
+``notification`` is psycopg2's ``Notify`` (psycopg2cffi's on PyPy, see
+:mod:`realtimemagic.pgdriver`): ``.channel``, ``.payload`` (text, at most 8000 bytes) and
+``.pid`` (the sending backend's process id); ``pubsub`` is the RealTimeMagic object.  One
 connection serves all the channels of a PsqlMonitor; it is made cooperative by psycogreen's wait
 callback (``realtimemagic.patch_all()``, which ``rtm-serve`` calls; if no wait callback is set
 when the monitor starts, it installs psycogreen's and says so in the log).  Supervision: see
@@ -27,12 +28,11 @@ import gevent.select
 from ..exceptions import MissingExtra
 
 try:
-    import psycopg2
-    import psycopg2.extensions
-    from psycopg2 import sql
+    from .. import pgdriver  # psycopg2, or psycopg2cffi on PyPy
 except ImportError as error:
     raise MissingExtra("PsqlMonitor", "psycopg2", "postgresql") from error
 
+from ..pgdriver import psycopg2
 from .base import TCP_KEEPALIVE_PROBES, ConnectionLost, Monitor, MonitorError, MonitorFunction
 
 log = logging.getLogger("realtimemagic.monitors")
@@ -54,7 +54,7 @@ class PsqlMonitor(Monitor):
     def __init__(self, dsn: str = DEFAULT_DSN, *, application_name: str = APPLICATION_NAME,
                  **timings: float) -> None:
         self.dsn = dsn
-        parameters = psycopg2.extensions.parse_dsn(dsn)
+        parameters = pgdriver.parse_dsn(dsn)
         super().__init__(_without_password(parameters), **timings)
         self._parameters = dict(self._connection_defaults(application_name), **parameters)
 
@@ -77,7 +77,7 @@ class PsqlMonitor(Monitor):
                     "keepalives_interval": max(1, math.ceil(
                         self.check_timeout / TCP_KEEPALIVE_PROBES)),
                     "keepalives_count": TCP_KEEPALIVE_PROBES}
-        if psycopg2.extensions.libpq_version() >= 120000:
+        if pgdriver.libpq_version() >= 120000:
             defaults["tcp_user_timeout"] = math.ceil(self.check_timeout * 1000)  # ms
         return defaults
 
@@ -85,7 +85,7 @@ class PsqlMonitor(Monitor):
 
     def _open(self) -> Any:
         _require_wait_callback()
-        connection = psycopg2.connect(**self._parameters)
+        connection = psycopg2.connect(pgdriver.make_dsn(**self._parameters))
         connection.autocommit = True  # LISTEN takes effect at once, not at a COMMIT
         return connection
 
@@ -97,8 +97,8 @@ class PsqlMonitor(Monitor):
 
     @staticmethod
     def _execute(connection: Any, command: str, channels: List[str]) -> None:
-        statements = sql.SQL("; ").join(
-            sql.SQL(command + " {}").format(sql.Identifier(channel)) for channel in channels)
+        statements = "; ".join(command + " " + pgdriver.quote_identifier(channel)
+                               for channel in channels)
         with connection.cursor() as cursor:
             cursor.execute(statements)
 
@@ -133,21 +133,19 @@ class PsqlMonitor(Monitor):
 
 def _require_wait_callback() -> None:
     """psycopg2 must wait through gevent, or every query would stop the whole server."""
-    if psycopg2.extensions.get_wait_callback() is not None:
-        return
     try:
-        from psycogreen.gevent import patch_psycopg
+        installed = pgdriver.make_cooperative()
     except ImportError:
         raise MonitorError("PsqlMonitor needs psycogreen (pip install psycogreen) to make "
                            "psycopg2 cooperative") from None
-    patch_psycopg()
-    log.warning("psycopg2 had no wait callback: the PsqlMonitor installed psycogreen's; call "
-                "realtimemagic.patch_all() first thing in your program (rtm-serve does)")
+    if installed:
+        log.warning("psycopg2 had no wait callback: the PsqlMonitor installed psycogreen's; "
+                    "call realtimemagic.patch_all() first thing in your program (rtm-serve does)")
 
 
 def _without_password(parameters: Dict[str, str]) -> str:
     shown = {name: value for name, value in parameters.items() if name != "password"}
-    return psycopg2.extensions.make_dsn(**shown) if shown else "libpq defaults"
+    return pgdriver.make_dsn(**shown) if shown else "libpq defaults"
 
 
 __all__ = ["PsqlMonitor", "MonitorFunction", "DEFAULT_DSN", "APPLICATION_NAME",
