@@ -1,0 +1,1 @@
+"""Pub/sub: channels and their fan-out, the wire protocol, the handler, history and presence."""
