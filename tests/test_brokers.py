@@ -79,14 +79,20 @@ def test_gunicorn_four_workers(tmp_path, request, broker):
                "examples.simplest:rtm"]
     env = {"RTM_BROKER": url, "RTM_API_PORT": str(free_port())}
     with run_process(command, port, tmp_path, env=env, name="gunicorn") as server:
+        # The API port is shared by the workers: wait until two of them answer (the master
+        # listens before its workers have booted, which takes seconds on a busy machine).
+        pids = set()
+        deadline = time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%s/api/stats"
+                                            % env["RTM_API_PORT"], timeout=5) as response:
+                    pids.add(json.load(response)["pid"])
+            except OSError:
+                time.sleep(0.2)
         clients = [WebSocketClient(server) for _ in range(40)]
         for client in clients:
             client.subscribed("all")
-        pids = set()
-        for _ in range(12):  # the API port is shared by the workers: see several
-            with urllib.request.urlopen("http://127.0.0.1:%s/api/stats" % env["RTM_API_PORT"],
-                                        timeout=5) as response:
-                pids.add(json.load(response)["pid"])
         for n in range(20):
             clients[n % 40].publish("all", n)
         for client in clients:
