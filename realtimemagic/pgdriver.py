@@ -12,6 +12,7 @@ libpq itself where psycopg2 does that (``parse_dsn``, ``libpq_version``).
 """
 import ctypes
 import ctypes.util
+import functools
 from typing import Any, Dict
 
 try:
@@ -103,16 +104,13 @@ class _ConninfoOption(ctypes.Structure):
                 ("dispsize", ctypes.c_int)]
 
 
-_loaded = []
-
-
-def _libpq():
-    if not _loaded:
-        library = ctypes.CDLL(ctypes.util.find_library("pq") or "libpq.so.5")
-        library.PQconninfoParse.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p)]
-        library.PQconninfoParse.restype = ctypes.POINTER(_ConninfoOption)
-        library.PQconninfoFree.argtypes = [ctypes.POINTER(_ConninfoOption)]
-        library.PQfreemem.argtypes = [ctypes.c_void_p]
-        library.PQlibVersion.restype = ctypes.c_int
-        _loaded.append(library)
-    return _loaded[0]
+@functools.lru_cache(maxsize=None)
+def _libpq() -> ctypes.CDLL:
+    """libpq, the library psycopg2cffi is built on."""
+    library = ctypes.CDLL(ctypes.util.find_library("pq") or "libpq.so.5")
+    library.PQconninfoParse.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p)]
+    library.PQconninfoParse.restype = ctypes.POINTER(_ConninfoOption)
+    library.PQconninfoFree.argtypes = [ctypes.POINTER(_ConninfoOption)]
+    library.PQfreemem.argtypes = [ctypes.c_void_p]
+    library.PQlibVersion.restype = ctypes.c_int
+    return library
