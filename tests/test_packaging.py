@@ -167,10 +167,12 @@ def test_rtm_serve_from_another_directory(venv, tmp_path):
         with urllib.request.urlopen(base + "/", timeout=10) as response:
             assert response.status == 200
             page = response.read().decode("utf-8")
-        # Every file the demo page loads from this server is in the package.
-        local = [src for src in re.findall(r'<script[^>]*\ssrc="([^"]+)"', page)
-                 if not re.match(r"[a-z]+:|//", src)]
-        assert local, page[:500]
+        # Every script the demo page loads from this server (its client, sockjs-client) is in
+        # the package.
+        scripts = re.findall(r'<script[^>]*\ssrc="([^"]+)"', page) + re.findall(
+            r'data-sockjs-url="([^"]+)"', page)
+        local = [src for src in scripts if not re.match(r"[a-z]+:|//", src)]
+        assert len(local) >= 2, page[:1000]
         for src in local:
             with urllib.request.urlopen(base + "/" + src.lstrip("/"), timeout=10) as response:
                 assert response.status == 200 and response.read(), src
