@@ -164,6 +164,8 @@ def serve(argv: List[str], default_port: Optional[int] = None) -> None:
     app = build_app(target, settings, keywords)
     if isinstance(app, RealTimeMagic):
         settings = app.settings  # its own, with the flags applied
+    from . import routing
+    routing.enable(app)
     server = Server(app, settings.host, settings.port, settings.shutdown_timeout, settings)
     server.serve_forever()
 

@@ -58,6 +58,15 @@ class Settings:
         0.5, "First wait before reconnecting to a lost broker; doubles each time.", "s")
     broker_reconnect_max: float = setting(
         30.0, "Longest wait between two reconnection attempts.", "s")
+    routing: bool = setting(
+        True, "With a redis:// or postgresql:// broker, any process serves any SockJS request: "
+        "a request for a session another process holds is served through that process, over "
+        "the broker (docs/deployment.md). False: each session's requests must reach the "
+        "process that holds it (sticky load balancing).")
+    routing_ttl: float = setting(
+        10.0, "A session's entry in the broker's session directory lives this long unless the "
+        "process holding it refreshes it (every third of it). A process that dies is noticed "
+        "within 1.5 times this: its clients get a close or a new session.", "s")
     broker_health_interval: float = setting(
         10.0, "A quiet broker connection is checked (PING, SELECT 1) this often, so that a "
         "half-open connection is found.", "s")
@@ -151,7 +160,7 @@ class Settings:
         self.prefix = self.prefix.rstrip("/")
         for name in ("heartbeat_interval", "disconnect_delay", "sweep_interval", "rate_limit",
                      "broker_reconnect_min", "broker_reconnect_max", "broker_health_interval",
-                     "header_timeout", "body_timeout", "send_timeout"):
+                     "header_timeout", "body_timeout", "send_timeout", "routing_ttl"):
             if getattr(self, name) <= 0:
                 raise ConfigError("%s must be positive, got %r" % (name, getattr(self, name)))
         for name in ("response_limit", "max_message_size", "max_frame_size",

@@ -10,7 +10,9 @@ adds what a realtime server wants from its process manager:
 - on shutdown, every session is sent a close frame (1001 "Server shutting down") before the
   graceful timeout runs;
 - more than one worker with the in-process broker is refused at boot with a clear message:
-  each worker would have its own channels, and messages would not cross between them.
+  each worker would have its own channels, and messages would not cross between them;
+- with a redis:// or postgresql:// broker any worker serves any request, WebSocket or HTTP
+  transport: a session another worker holds is served through it (realtimemagic.routing).
 """
 import sys
 
@@ -18,6 +20,7 @@ import gevent
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
+from . import routing
 from .runtime.handler import SocketExposingMixin
 
 SHUTDOWN = (1001, "Server shutting down")
@@ -50,13 +53,8 @@ class Worker(GeventPyWSGIWorker):
             self.log.error(message)
             sys.stderr.write(message + "\n")
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
-        if broker is not None and self.cfg.workers > 1:
-            self.log.warning(
-                "realtimemagic: %d workers share one port: a SockJS session over an HTTP "
-                "transport (xhr-polling, xhr-streaming, eventsource, htmlfile, jsonp) needs all "
-                "its requests on one process, so only WebSocket clients are safe here. Run one "
-                "process per port behind a sticky balancer (docs/deployment.md).",
-                self.cfg.workers)
+        # Any worker serves any SockJS request: the others' sessions through the broker.
+        routing.enable(app)
         if broker is not None:
             app.startup(shared_listeners=True)
         elif hasattr(app, "startup"):

@@ -19,7 +19,7 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 
-from . import brokers, config
+from . import brokers, config, routing
 from .auth.origins import automatic_rule
 from .backoff import Backoff
 from .exceptions import ConfigError, ProtocolError
@@ -125,6 +125,7 @@ class RealTimeMagic(SockJSHandler):
         self.loop_thread.bind()
         self._check_namespaces()
         self._choose_origins()
+        routing.enable(self)
         self.app.startup()
         if self.settings.api:
             from .runtime.server import start_api

@@ -22,6 +22,7 @@ from ..transports.xhr import decode_xhr_send
 from .connection import ConnectionInfo, SockJSConnection, SockJSHandler
 from .http import respond
 from .static import StaticFile
+from .remote import RemoteSessions
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,13 @@ class SockJSEndpoint:
         #: Which pages may use the endpoint; None: any (see restrict_origins).
         self.origin_rule: Optional[OriginRule] = listed(origins) if origins is not None else None
         self._sweeper: Optional[gevent.Greenlet] = None
+        #: Set by route_through: sessions other processes hold are served through them.
+        self.remote: Optional[RemoteSessions] = None
+
+    def route_through(self, remote: RemoteSessions) -> None:
+        """Serve requests for sessions other processes hold through ``remote``."""
+        self.remote = remote
+        remote.add(self)
 
     @property
     def sockjs_url(self) -> str:
@@ -76,11 +84,15 @@ class SockJSEndpoint:
         start hook, such as gunicorn's stock worker)."""
         if self._sweeper is None or self._sweeper.dead:
             self._sweeper = gevent.spawn(self._sweep_forever)
+        if self.remote is not None:
+            self.remote.start()
 
     def shutdown(self, timeout: float = 0.0) -> None:
         if self._sweeper is not None:
             self._sweeper.kill()
             self._sweeper = None
+        if self.remote is not None:
+            self.remote.stop()
 
     def close_all(self, code: int, reason: str) -> None:
         for session in self.sessions:
@@ -90,7 +102,9 @@ class SockJSEndpoint:
         while True:
             gevent.sleep(self.settings.tick)
             try:
-                self.sessions.sweep(self.clock())
+                expired = self.sessions.sweep(self.clock())
+                if self.remote is not None:
+                    self.remote.ended(self, expired)
             except Exception:
                 log.exception("session sweep failed")
 
@@ -195,10 +209,12 @@ class SockJSEndpoint:
               headers: Headers, body: str) -> Iterable[bytes]:
         headers = jsessionid_headers(request, self.settings.cookie_needed) + headers
         messages = decode(request, request.read_body(self.settings.max_frame_size))
-        session = self.sessions.get(route.session_id)
-        if session is None:
+        session_id = str(route.session_id)  # a sender's route always has one
+        session = self.sessions.get(session_id)
+        if session is not None:
+            self.deliver(session, messages)
+        elif self.remote is None or not self.remote.send(self, session_id, messages):
             return respond(start_response, 404, [TEXT_PLAIN], NOT_FOUND)
-        self.deliver(session, messages)
         return respond(start_response, status, headers, body)
 
     def _receive(self, request: Request, route: Route, start_response) -> Iterable[bytes]:
@@ -207,21 +223,32 @@ class SockJSEndpoint:
         set_nodelay(request.environ)
         receiver = Receiver(client_socket(request.environ))
         now = self.clock()
-        session = self.sessions.get(route.session_id)
+        session_id = str(route.session_id)  # a receiver's route always has one
+        session = self.sessions.get(session_id)
+        headers = jsessionid_headers(request, self.settings.cookie_needed)
+        if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
+            # No chunking in HTTP/1.0: the end of the connection is the end of the body.
+            headers.append(("Connection", "close"))
+        headers += transport.headers(request)
         if session is None:
             if self._full():
                 return respond(start_response, 503, [TEXT_PLAIN], TOO_MANY)
-            session = self.sessions.create(route.session_id, now)
+            if self.remote is not None:
+                body = self.remote.receive(self, session_id, request, transport, state,
+                                           start_response, headers)
+                if body is not None:
+                    return body
+                # Another request may have created it while the directory answered.
+                session = self.sessions.get(session_id)
+                now = self.clock()
+            if session is None:
+                session = self.sessions.create(session_id, now)
         previous = session.receiver
         if previous is not None and previous.client_gone():
             session.detach(previous, now, interrupted=True)
         opening = session.connection is None
         first = session.attach(receiver, now)
-        headers = jsessionid_headers(request, self.settings.cookie_needed)
-        if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
-            # No chunking in HTTP/1.0: the end of the connection is the end of the body.
-            headers.append(("Connection", "close"))
-        start_response("200 OK", headers + transport.headers(request))
+        start_response("200 OK", headers)
         if opening and session.is_open:
             self._session_opened(session, request, transport.name)
         return stream_frames(transport, state, session, receiver, first,

@@ -1,0 +1,388 @@
+"""Any process serves any request: a SockJS session's HTTP requests that reach a process other
+than the one holding the session are served through the holder (its *owner*), over the broker.
+
+The broker side (:class:`Routes`, realtimemagic.routing) keeps a directory, session -> owning
+process, and one inbox per process.  A request for a session held here costs nothing extra: the
+directory is asked only for sessions this process does not hold.
+
+- A send (xhr_send, jsonp_send) is forwarded; the client's answer waits for the owner's "sent".
+- A receiving request (xhr, xhr_streaming, eventsource, htmlfile, jsonp) attaches a remote
+  receiver to the session at the owner, which runs the same receiving loop as for a local
+  request (:func:`stream_frames`: heartbeats, response_limit, close frames, 2010) and sends the
+  encoded chunks back; this process writes them to the client.  A client that goes away is
+  reported to the owner ("gone"), which ends the loop as for a local interruption (1002).
+  Chunks of one response travel in order through one inbox, so each message reaches exactly one
+  response, in order.  At most a response_limit's worth of chunks waits here for a slow client.
+
+A process that dies stops refreshing its directory entries; they expire after ``routing_ttl``.
+A request waiting on an owner re-checks the directory every half ``routing_ttl`` and gives up
+when the owner no longer holds the session (a send gets 404, a receiving request ends, and the
+client's next request opens a new session), so a dead owner is noticed within 1.5 times
+``routing_ttl``; with Redis at once, when the owner's inbox has no listener.
+
+Messages between processes are JSON objects; ``k`` says what each is:
+``attach``/``send``/``gone`` go to the owner, ``data``/``sent``/``missing`` back; ``probe``
+asks the holder of a request whether its client is still there (``probed``).
+"""
+import itertools
+import logging
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Protocol
+
+import gevent
+
+from ..sockjs.session import INTERRUPTED, Session
+from ..transports import HTTP_RECEIVERS
+from ..transports.base import (HttpTransport, Receiver, Request, client_socket, stream_frames,
+                               watch_disconnect)
+
+log = logging.getLogger("realtimemagic.routing")
+
+Message = Dict[str, Any]
+PROBE_TIMEOUT = 1.0  # s: the longest a new receiving request waits to learn whether the
+#                      request it would replace is still there
+
+
+class RoutesUnavailable(Exception):
+    """The broker could not be asked or told (down, or the owner's inbox has no listener)."""
+
+
+class Routes(Protocol):
+    """What the runtime asks of a broker's session directory and inboxes."""
+
+    node: str  # this process's id
+
+    def start(self, on_message: Callable[[Message], None]) -> None:
+        """Listen to this process's inbox, calling ``on_message`` for each message."""
+
+    def stop(self) -> None: ...
+
+    def claim(self, key: str) -> Optional[str]:
+        """Make this process the owner of ``key`` unless a live one holds it; the owner."""
+
+    def owner(self, key: str) -> Optional[str]: ...
+
+    def release(self, key: str, node: str) -> None:
+        """Forget ``key`` if ``node`` still owns it."""
+
+    def refresh(self, keys: List[str]) -> List[str]:
+        """Keep this process's entries alive; the keys another process holds now."""
+
+    def post(self, node: str, message: Message) -> None:
+        """Into ``node``'s inbox, after this process's earlier posts; raises
+        :class:`RoutesUnavailable` when it surely cannot arrive."""
+
+
+class RemoteReceiver(Receiver):
+    """The owner's stand-in for a request held by another process: what the receiving loop
+    yields is buffered and posted when the loop waits or ends."""
+
+    __slots__ = ("remote", "node", "request_id", "chunks")
+
+    def __init__(self, remote: "RemoteSessions", node: str, request_id: str) -> None:
+        super().__init__()
+        self.remote = remote
+        self.node = node
+        self.request_id = request_id
+        self.chunks: List[bytes] = []
+
+    def flush(self, last: bool) -> None:
+        # The chunks as they are (each an HTTP chunk at the client, as for a local request).
+        data = [chunk.decode("utf-8") for chunk in self.chunks]
+        self.chunks = []
+        if data or last:
+            self.remote.routes.post(self.node, {"k": "data", "r": self.request_id, "d": data,
+                                                "e": last})
+
+    def wait(self) -> None:
+        self.flush(False)  # raises if it cannot go: the loop ends as for a failed write
+        super().wait()
+
+    def client_gone(self) -> bool:
+        """Asks the process holding the request (a client that just went away may not have
+        been reported yet: the request replacing it must not get 2010)."""
+        if not self.interrupted and self.remote.probe(self):
+            self.interrupted = True
+            self.wakeup()
+        return self.interrupted
+
+
+class Forwarded:
+    """A request of this process waiting for its owner's answers."""
+
+    def __init__(self, request_id: str, receiver: Receiver) -> None:
+        self.request_id = request_id
+        self.receiver = receiver
+        self.answers: Deque[Message] = deque()
+
+    def next(self, timeout: float) -> Optional[Message]:
+        """The next answer; None after ``timeout`` seconds or when the client went away."""
+        while not self.answers:
+            if self.receiver.interrupted or not self.receiver.event.wait(timeout):
+                return None
+            self.receiver.event.clear()
+        return self.answers.popleft()
+
+
+class RemoteSessions:
+    """This process's side of routing, shared by its endpoints (keyed by prefix)."""
+
+    def __init__(self, routes: Routes, ttl: float) -> None:
+        self.routes = routes
+        self.ttl = ttl
+        self.endpoints: Dict[str, Any] = {}
+        self.forwarded: Dict[str, Forwarded] = {}
+        self.receivers: Dict[str, RemoteReceiver] = {}
+        self._ids = itertools.count(1)
+        self._refresher: Optional[gevent.Greenlet] = None
+
+    def add(self, endpoint: Any) -> None:
+        self.endpoints[endpoint.prefix] = endpoint
+
+    def start(self) -> None:
+        if self._refresher is None:
+            self.routes.start(self._received)
+            self._refresher = gevent.spawn(self._refresh_forever)
+            log.info("process %s: SockJS requests of other processes' sessions are routed "
+                     "through the broker", self.routes.node)
+
+    def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.kill(block=False)
+            self._refresher = None
+            self.routes.stop()
+
+    @staticmethod
+    def key(endpoint: Any, session_id: str) -> str:
+        return endpoint.prefix + "/" + session_id
+
+    # -- the directory ---------------------------------------------------------------------
+
+    def own(self, endpoint: Any, session_id: str) -> Optional[str]:
+        """Before a new session is created here: None when it may be (this process owns it
+        now, or the broker cannot say), else the process that holds it."""
+        try:
+            owner = self.routes.claim(self.key(endpoint, session_id))
+        except RoutesUnavailable as error:
+            log.warning("session directory unavailable (%s): serving here", error)
+            return None
+        return None if owner in (None, self.routes.node) else owner
+
+    def ended(self, endpoint: Any, sessions: Iterable[Session]) -> None:
+        keys = [self.key(endpoint, session.key) for session in sessions
+                if isinstance(session.key, str)]
+        if keys:
+            gevent.spawn(self._release, keys)
+
+    def _release(self, keys: List[str]) -> None:
+        try:
+            for key in keys:
+                self.routes.release(key, self.routes.node)
+        except RoutesUnavailable as error:  # the entries expire on their own
+            log.warning("session directory: release failed: %s", error)
+
+    def _refresh_forever(self) -> None:
+        while True:
+            gevent.sleep(self.ttl / 3)
+            for endpoint in list(self.endpoints.values()):
+                sessions = {self.key(endpoint, session.key): session
+                            for session in endpoint.sessions if isinstance(session.key, str)}
+                if not sessions:
+                    continue
+                try:
+                    lost = self.routes.refresh(list(sessions))
+                except RoutesUnavailable as error:
+                    log.warning("session directory: refresh failed: %s", error)
+                    continue
+                for key in lost:  # another process took it while we seemed dead
+                    sessions[key].close(*INTERRUPTED)
+
+    def _alive(self, key: str, owner: str) -> bool:
+        try:
+            return self.routes.owner(key) == owner
+        except RoutesUnavailable:
+            return True  # the broker is away, not necessarily the owner: wait on
+
+    # -- this process forwards -------------------------------------------------------------
+
+    def _forward(self, owner: str, message: Message, receiver: Receiver) -> Optional[Forwarded]:
+        request_id = "%s.%d" % (self.routes.node, next(self._ids))
+        forwarded = Forwarded(request_id, receiver)
+        self.forwarded[request_id] = forwarded
+        message.update(r=request_id, n=self.routes.node)
+        try:
+            self.routes.post(owner, message)
+        except RoutesUnavailable:
+            del self.forwarded[request_id]
+            return None
+        return forwarded
+
+    def _first_answer(self, key: str, owner: str, forwarded: Forwarded) -> Optional[Message]:
+        """The owner's first answer, or None when it does not hold the session (any more)."""
+        while True:
+            answer = forwarded.next(self.ttl / 2)
+            if answer is not None:
+                return None if answer["k"] == "missing" else answer
+            if forwarded.receiver.interrupted or not self._alive(key, owner):
+                return None
+
+    def _evict(self, key: str, owner: str) -> None:
+        try:
+            self.routes.release(key, owner)
+        except RoutesUnavailable:
+            pass
+
+    def send(self, endpoint: Any, session_id: str, messages: List[str]) -> bool:
+        """Forward a client's messages to the session's owner: True once it accepted them,
+        False when no process holds the session."""
+        key = self.key(endpoint, session_id)
+        try:
+            owner = self.routes.owner(key)
+        except RoutesUnavailable:
+            return False
+        if owner is None or owner == self.routes.node:
+            return False
+        forwarded = self._forward(owner, {"k": "send", "p": endpoint.prefix, "s": session_id,
+                                          "m": messages}, Receiver())
+        if forwarded is None:
+            self._evict(key, owner)
+            return False
+        try:
+            return self._first_answer(key, owner, forwarded) is not None
+        finally:
+            self.forwarded.pop(forwarded.request_id, None)
+
+    def receive(self, endpoint: Any, session_id: str, request: Request,
+                transport: HttpTransport, state: Any, start_response,
+                headers: List) -> Optional[Iterator[bytes]]:
+        """Serve a receiving request for a session not held here through its owner; None when
+        this process owns it now (the caller creates it)."""
+        owner = self.own(endpoint, session_id)
+        if owner is None:
+            return None
+        body = self._receive_through(owner, endpoint, session_id, request, transport, state,
+                                     start_response, headers)
+        if body is None:
+            self.own(endpoint, session_id)  # the owner was gone: ours now
+        return body
+
+    def _receive_through(self, owner: str, endpoint: Any, session_id: str, request: Request,
+                         transport: HttpTransport, state: Any, start_response,
+                         headers: List) -> Optional[Iterator[bytes]]:
+        key = self.key(endpoint, session_id)
+        receiver = Receiver(client_socket(request.environ))
+        forwarded = self._forward(owner, {"k": "attach", "p": endpoint.prefix, "s": session_id,
+                                          "t": transport.name, "st": state}, receiver)
+        first = None if forwarded is None else self._first_answer(key, owner, forwarded)
+        if forwarded is None or first is None:
+            if forwarded is not None:
+                self.forwarded.pop(forwarded.request_id, None)
+            if not receiver.interrupted:
+                self._evict(key, owner)
+            return None
+        start_response("200 OK", headers)
+        return self._relay(key, owner, forwarded, first)
+
+    def _relay(self, key: str, owner: str, forwarded: Forwarded,
+               answer: Optional[Message]) -> Iterator[bytes]:
+        watcher = watch_disconnect(forwarded.receiver)
+        completed = False
+        try:
+            while True:
+                if answer is not None:
+                    for chunk in answer["d"]:
+                        yield chunk.encode("utf-8")
+                    if answer.get("e"):
+                        completed = True
+                        return
+                answer = forwarded.next(self.ttl / 2)
+                if forwarded.receiver.interrupted:
+                    return
+                if answer is None and not self._alive(key, owner):
+                    return  # the owner died: the client's next request opens a new session
+        finally:
+            if watcher is not None:
+                watcher.kill()
+            self.forwarded.pop(forwarded.request_id, None)
+            if not completed:
+                try:
+                    self.routes.post(owner, {"k": "gone", "r": forwarded.request_id})
+                except RoutesUnavailable:
+                    pass
+
+    def probe(self, receiver: RemoteReceiver) -> bool:
+        """Has the client of ``receiver``'s request gone away?  False when its process does
+        not answer within PROBE_TIMEOUT."""
+        forwarded = self._forward(receiver.node, {"k": "probe", "q": receiver.request_id},
+                                  Receiver())
+        if forwarded is None:
+            return True  # its process is gone, and the request with it
+        try:
+            answer = forwarded.next(PROBE_TIMEOUT)
+        finally:
+            self.forwarded.pop(forwarded.request_id, None)
+        return answer is not None and answer.get("g") is True
+
+    # -- this process owns -----------------------------------------------------------------
+
+    def _received(self, message: Message) -> None:
+        """A message from the inbox (the listener's greenlet: nothing here may block)."""
+        kind = message.get("k")
+        if kind in ("data", "sent", "missing", "probed"):
+            forwarded = self.forwarded.get(str(message.get("r")))
+            if forwarded is not None:
+                forwarded.answers.append(message)
+                forwarded.receiver.wakeup()
+        elif kind == "probe":
+            forwarded = self.forwarded.get(str(message.get("q")))
+            gone = forwarded is None or forwarded.receiver.client_gone()
+            self._answer(message, {"k": "probed", "r": message.get("r"), "g": gone})
+        elif kind == "gone":
+            receiver = self.receivers.get(str(message.get("r")))
+            if receiver is not None:
+                receiver.interrupted = True
+                receiver.wakeup()
+        elif kind in ("attach", "send"):
+            endpoint = self.endpoints.get(str(message.get("p")))
+            session = endpoint.sessions.get(message.get("s")) if endpoint else None
+            if session is None or not isinstance(session.key, str):
+                self._answer(message, {"k": "missing", "r": message.get("r")})
+            elif kind == "send":
+                gevent.spawn(self._deliver, endpoint, session, message)
+            else:
+                gevent.spawn(self._serve, endpoint, session, message)
+        else:
+            log.warning("ignoring a routing message of kind %r", kind)
+
+    def _answer(self, request: Message, answer: Message) -> None:
+        try:
+            self.routes.post(request["n"], answer)
+        except (RoutesUnavailable, KeyError) as error:
+            log.debug("routing answer not sent: %s", error)
+
+    def _deliver(self, endpoint: Any, session: Session, message: Message) -> None:
+        endpoint.deliver(session, message["m"])
+        self._answer(message, {"k": "sent", "r": message["r"]})
+
+    def _serve(self, endpoint: Any, session: Session, message: Message) -> None:
+        """Run the receiving loop for a request held by another process."""
+        transport = HTTP_RECEIVERS.get(str(message.get("t")))
+        if transport is None:
+            return
+        receiver = RemoteReceiver(self, message["n"], message["r"])
+        self.receivers[receiver.request_id] = receiver
+        try:
+            now = endpoint.clock()
+            previous = session.receiver
+            if previous is not None and previous.client_gone():
+                session.detach(previous, now, interrupted=True)
+            first = session.attach(receiver, now)
+            for chunk in stream_frames(transport, message.get("st"), session, receiver, first,
+                                       endpoint.settings.response_limit, endpoint.clock):
+                receiver.chunks.append(chunk)
+            if not receiver.interrupted:
+                receiver.flush(True)
+        except RoutesUnavailable as error:
+            log.debug("routed response ended: %s", error)
+        finally:
+            self.receivers.pop(receiver.request_id, None)
