@@ -769,6 +769,9 @@ def write_report(data: dict, path: str, plot: Optional[str]) -> None:
     profile_top = os.path.join(RESULTS, "profile-top.md")
     if data["mode"] == "full" and os.path.exists(profile_top):
         lines += [open(profile_top).read().strip(), ""]
+    forwarded = os.path.join(RESULTS, "forwarded.md")  # bench/forwarded.py: what routing costs
+    if os.path.exists(forwarded):
+        lines += [open(forwarded).read().strip(), ""]
     if data.get("problems"):
         lines += ["## Not measured", ""]
         lines += ["- %s: %s" % (name, problem.splitlines()[-1]) for name, problem in data["problems"].items()]

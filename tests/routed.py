@@ -2,9 +2,11 @@
 with a shared broker, its access log naming the worker (pid) that served each request."""
 import re
 import sys
+import time
 from collections import defaultdict
 from contextlib import contextmanager
 from typing import Dict, Iterator, Optional, Set
+from urllib.request import urlopen
 
 from conftest import free_port, run_process
 from test_gunicorn import gunicorn_flags
@@ -29,7 +31,23 @@ def gunicorn_routed(tmp_path, broker: str, workers: int = 4,
     environment = {"RTM_BROKER": broker, "RTM_API": "false"}
     environment.update(env or {})
     with run_process(command, port, tmp_path, env=environment, name="gunicorn") as server:
+        wait_ready(server)
         yield server
+
+
+def wait_ready(server, timeout: float = 60.0) -> None:
+    """gunicorn listens before its workers have booted: wait for a worker's answer (a busy
+    machine may take longer than a test's own timeouts)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urlopen(server.url + "/echo/info", timeout=timeout) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def workers_by_session(log: str) -> Dict[str, Set[str]]:

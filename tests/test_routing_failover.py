@@ -144,3 +144,26 @@ def test_owner_killed(workers):
     assert elapsed < BOUND, "new sessions after %.1f s, bound %.1f s" % (elapsed, BOUND)
     for path in others:
         echo(workers, path, "still here")
+
+
+def test_routing_setting():
+    """Routing is on with redis:// and postgresql://, off with the memory broker, with
+    routing=false, and with a broker that keeps no directory (logged)."""
+    from examples.sockjs_endpoints import make_app
+    from realtimemagic import config, routing
+    from realtimemagic.runtime.remote import RemoteSessions
+
+    def enabled(**settings) -> bool:
+        app = make_app(config.build(settings, environ={}))
+        remote = routing.enable(app)
+        if remote is None:
+            return False
+        assert isinstance(remote, RemoteSessions)
+        assert all(endpoint.remote is remote for endpoint in app.endpoints)
+        return True
+
+    assert enabled(broker=REDIS_URL)
+    assert enabled(broker="postgresql://postgres@127.0.0.1:5432/test")
+    assert not enabled(broker=REDIS_URL, routing=False)
+    assert not enabled()  # memory://
+    assert not enabled(broker="nats://127.0.0.1:4222")

@@ -26,7 +26,7 @@ asks the holder of a request whether its client is still there (``probed``).
 """
 import itertools
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Protocol
 
 import gevent
@@ -39,6 +39,7 @@ from ..transports.base import (HttpTransport, Receiver, Request, client_socket, 
 log = logging.getLogger("realtimemagic.routing")
 
 Message = Dict[str, Any]
+OWNERS_REMEMBERED = 10000  # sessions whose owner a process remembers (least recently used go)
 PROBE_TIMEOUT = 1.0  # s: the longest a new receiving request waits to learn whether the
 #                      request it would replace is still there
 
@@ -133,6 +134,8 @@ class RemoteSessions:
         self.endpoints: Dict[str, Any] = {}
         self.forwarded: Dict[str, Forwarded] = {}
         self.receivers: Dict[str, RemoteReceiver] = {}
+        #: key -> owner, for the sessions this process last forwarded requests of.
+        self.owners: "OrderedDict[str, str]" = OrderedDict()
         self._ids = itertools.count(1)
         self._refresher: Optional[gevent.Greenlet] = None
 
@@ -158,15 +161,30 @@ class RemoteSessions:
 
     # -- the directory ---------------------------------------------------------------------
 
-    def own(self, endpoint: Any, session_id: str) -> Optional[str]:
-        """Before a new session is created here: None when it may be (this process owns it
-        now, or the broker cannot say), else the process that holds it."""
+    def _owner(self, key: str, claim: bool) -> Optional[str]:
+        """The process that holds ``key`` when it is not this one: remembered from an earlier
+        request, else asked of the directory (with ``claim``: taken for this process when
+        nobody holds it).  None: this process holds it, nobody does, or the broker cannot say
+        (then a new session is served here)."""
+        owner = self.owners.get(key)
+        if owner is not None:
+            self.owners.move_to_end(key)
+            return owner
         try:
-            owner = self.routes.claim(self.key(endpoint, session_id))
+            owner = self.routes.claim(key) if claim else self.routes.owner(key)
         except RoutesUnavailable as error:
             log.warning("session directory unavailable (%s): serving here", error)
             return None
-        return None if owner in (None, self.routes.node) else owner
+        if owner is None or owner == self.routes.node:
+            return None
+        self.owners[key] = owner
+        if len(self.owners) > OWNERS_REMEMBERED:
+            self.owners.popitem(last=False)
+        return owner
+
+    def _forget(self, key: str, owner: str) -> None:
+        if self.owners.get(key) == owner:
+            del self.owners[key]
 
     def ended(self, endpoint: Any, sessions: Iterable[Session]) -> None:
         keys = [self.key(endpoint, session.key) for session in sessions
@@ -236,35 +254,39 @@ class RemoteSessions:
         """Forward a client's messages to the session's owner: True once it accepted them,
         False when no process holds the session."""
         key = self.key(endpoint, session_id)
-        try:
-            owner = self.routes.owner(key)
-        except RoutesUnavailable:
-            return False
-        if owner is None or owner == self.routes.node:
-            return False
-        forwarded = self._forward(owner, {"k": "send", "p": endpoint.prefix, "s": session_id,
-                                          "m": messages}, Receiver())
-        if forwarded is None:
-            self._evict(key, owner)
-            return False
-        try:
-            return self._first_answer(key, owner, forwarded) is not None
-        finally:
-            self.forwarded.pop(forwarded.request_id, None)
+        for _ in range(2):  # a remembered owner may be out of date: then the directory's
+            owner = self._owner(key, claim=False)
+            if owner is None:
+                return False
+            forwarded = self._forward(owner, {"k": "send", "p": endpoint.prefix,
+                                              "s": session_id, "m": messages}, Receiver())
+            if forwarded is not None:
+                try:
+                    if self._first_answer(key, owner, forwarded) is not None:
+                        return True
+                finally:
+                    self.forwarded.pop(forwarded.request_id, None)
+            else:
+                self._evict(key, owner)
+            self._forget(key, owner)
+        return False
 
     def receive(self, endpoint: Any, session_id: str, request: Request,
                 transport: HttpTransport, state: Any, start_response,
                 headers: List) -> Optional[Iterator[bytes]]:
         """Serve a receiving request for a session not held here through its owner; None when
         this process owns it now (the caller creates it)."""
-        owner = self.own(endpoint, session_id)
-        if owner is None:
-            return None
-        body = self._receive_through(owner, endpoint, session_id, request, transport, state,
-                                     start_response, headers)
-        if body is None:
-            self.own(endpoint, session_id)  # the owner was gone: ours now
-        return body
+        key = self.key(endpoint, session_id)
+        for _ in range(3):  # remembered owner, directory's owner, then ours once it is gone
+            owner = self._owner(key, claim=True)
+            if owner is None:
+                return None
+            body = self._receive_through(owner, endpoint, session_id, request, transport,
+                                         state, start_response, headers)
+            if body is not None:
+                return body
+            self._forget(key, owner)
+        return None
 
     def _receive_through(self, owner: str, endpoint: Any, session_id: str, request: Request,
                          transport: HttpTransport, state: Any, start_response,
