@@ -124,10 +124,13 @@ def report(measured: Dict[str, Dict[str, float]], count: int) -> str:
                          row["forwarded_p95"] - row["local_p95"], row["local_cpu_us"],
                          row["forwarded_cpu_us"],
                          row["forwarded_cpu_us"] - row["local_cpu_us"]))
-    lines += ["", "A forwarded poll is a directory lookup, the attach to the owner and the frame "
-              "back (three broker round trips); a forwarded send a lookup, the messages and the "
-              "answer.  Sessions whose requests reach their own process pay nothing; a sticky "
-              "balancer saves these costs (docs/deployment.md).", ""]
+    lines += ["", "A forwarded poll is two messages through the broker (the attach to the owner, "
+              "the frame back), a forwarded send two more (the messages, the owner's answer); "
+              "the owner is looked up in the directory once and then remembered.  Both servers "
+              "and the broker share this machine's cores (load average %.1f at the end): the "
+              "latencies include waiting for a core.  Sessions whose requests reach their own "
+              "process pay nothing; a sticky balancer saves these costs (docs/deployment.md)."
+              % os.getloadavg()[0], ""]
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@
     +-- MonitorError                a monitor cannot run as configured
     |   +-- ConnectionLost          a monitor's connection stopped answering in time
     +-- PublishError                the internal API did not take a publish (rtm-publish)
+    +-- RoutesUnavailable           the session directory or a process's inbox cannot be reached
 
 Peer errors carry the answer the client gets.  An application hook that raises anything else is
 logged with its traceback and answered with the ``internal`` error code, nothing more.
@@ -108,3 +109,8 @@ class ConnectionLost(MonitorError):
 class PublishError(RealTimeMagicError):
     """A publish through the internal API failed: not reachable, not a realtimemagic API, or
     refused.  The message says which."""
+
+
+class RoutesUnavailable(RealTimeMagicError):
+    """The broker's session directory could not be asked or told, or a message for another
+    process surely cannot arrive (its inbox has no listener)."""

@@ -21,7 +21,8 @@ from gevent.queue import LifoQueue
 from gevent.socket import wait_read
 
 from ..backoff import Backoff
-from ..runtime.remote import Message, RoutesUnavailable
+from ..exceptions import RoutesUnavailable
+from ..runtime.remote import Message
 
 log = logging.getLogger("realtimemagic.routing")
 

@@ -14,7 +14,8 @@ import redis
 from gevent.event import Event
 
 from ..backoff import Backoff
-from ..runtime.remote import Message, RoutesUnavailable
+from ..exceptions import RoutesUnavailable
+from ..runtime.remote import Message
 
 log = logging.getLogger("realtimemagic.routing")
 

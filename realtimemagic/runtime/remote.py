@@ -31,6 +31,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 
 import gevent
 
+from ..exceptions import RoutesUnavailable
 from ..sockjs.session import INTERRUPTED, Session
 from ..transports import HTTP_RECEIVERS
 from ..transports.base import (HttpTransport, Receiver, Request, client_socket, stream_frames,
@@ -42,10 +43,6 @@ Message = Dict[str, Any]
 OWNERS_REMEMBERED = 10000  # sessions whose owner a process remembers (least recently used go)
 PROBE_TIMEOUT = 1.0  # s: the longest a new receiving request waits to learn whether the
 #                      request it would replace is still there
-
-
-class RoutesUnavailable(Exception):
-    """The broker could not be asked or told (down, or the owner's inbox has no listener)."""
 
 
 class Routes(Protocol):
@@ -212,6 +209,9 @@ class RemoteSessions:
                 except RoutesUnavailable as error:
                     log.warning("session directory: refresh failed: %s", error)
                     continue
+                except Exception:  # a bug: keep refreshing, or others take our sessions
+                    log.exception("session directory: refresh failed")
+                    continue
                 for key in lost:  # another process took it while we seemed dead
                     sessions[key].close(*INTERRUPTED)
 
@@ -348,7 +348,14 @@ class RemoteSessions:
     # -- this process owns -----------------------------------------------------------------
 
     def _received(self, message: Message) -> None:
-        """A message from the inbox (the listener's greenlet: nothing here may block)."""
+        """A message from the inbox (the listener's greenlet: nothing here may block, and
+        nothing may end the listener)."""
+        try:
+            self._dispatch(message)
+        except Exception:
+            log.exception("routing message %r not handled", message.get("k"))
+
+    def _dispatch(self, message: Message) -> None:
         kind = message.get("k")
         if kind in ("data", "sent", "missing", "probed"):
             forwarded = self.forwarded.get(str(message.get("r")))
