@@ -164,8 +164,9 @@ def serve(argv: List[str], default_port: Optional[int] = None) -> None:
     app = build_app(target, settings, keywords)
     if isinstance(app, RealTimeMagic):
         settings = app.settings  # its own, with the flags applied
-    from . import routing
-    routing.enable(app)
+    if not isinstance(app, RealTimeMagic):  # which routes its endpoints when it starts
+        from . import routing
+        routing.enable(app)
     server = Server(app, settings.host, settings.port, settings.shutdown_timeout, settings)
     server.serve_forever()
 

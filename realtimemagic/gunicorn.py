@@ -12,7 +12,8 @@ adds what a realtime server wants from its process manager:
 - more than one worker with the in-process broker is refused at boot with a clear message:
   each worker would have its own channels, and messages would not cross between them;
 - with a redis:// or postgresql:// broker any worker serves any request, WebSocket or HTTP
-  transport: a session another worker holds is served through it (realtimemagic.routing).
+  transport: a session another worker holds is served through it (realtimemagic.routing); with
+  routing off (another broker, or routing=false) more than one worker is warned about.
 """
 import sys
 
@@ -53,12 +54,19 @@ class Worker(GeventPyWSGIWorker):
             self.log.error(message)
             sys.stderr.write(message + "\n")
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
-        # Any worker serves any SockJS request: the others' sessions through the broker.
-        routing.enable(app)
         if broker is not None:
-            app.startup(shared_listeners=True)
-        elif hasattr(app, "startup"):
-            app.startup()
+            app.startup(shared_listeners=True)  # routes its endpoints itself
+        else:
+            routing.enable(app)  # a Router or endpoint: through its settings' broker
+            if hasattr(app, "startup"):
+                app.startup()
+        endpoints = routing.endpoints_of(app)
+        if self.cfg.workers > 1 and endpoints and endpoints[0].remote is None:
+            self.log.warning(
+                "realtimemagic: %d workers share one port and SockJS routing is off (it needs "
+                "a redis:// or postgresql:// broker and routing on): a session over an HTTP "
+                "transport needs all its requests on one process, so only WebSocket clients "
+                "are safe here (docs/deployment.md)", self.cfg.workers)
 
     def handle_quit(self, sig, frame):
         close_all = getattr(self.wsgi, "close_all", None)

@@ -5,7 +5,8 @@ directory and one inbox per process, in Redis or PostgreSQL.
 ``RealTimeMagic.startup``); it gives every SockJS endpoint of the application one shared
 :class:`~realtimemagic.runtime.remote.RemoteSessions` when the broker is ``redis://`` or
 ``postgresql://`` and ``routing`` is on.  Any other broker leaves routing off (the memory broker
-is one process; a broker without a directory needs sticky load balancing, logged at startup).
+is one process; a broker without a directory needs sticky load balancing, logged at startup, and
+the gunicorn worker warns about -w N then).
 """
 import logging
 import os
@@ -51,9 +52,9 @@ def enable(app: Any) -> Optional[RemoteSessions]:
         return None
     routes = routes_for(settings.broker, settings.routing_ttl)
     if routes is None:
-        log.warning("broker %s keeps no session directory: a SockJS session over an HTTP "
-                    "transport needs all its requests on one process (sticky load balancing, "
-                    "docs/deployment.md)", settings.broker.split("://", 1)[0] + "://")
+        log.info("broker %s keeps no session directory: SockJS routing is off, a session over "
+                 "an HTTP transport needs all its requests on one process (sticky load "
+                 "balancing, docs/deployment.md)", settings.broker.split("://", 1)[0] + "://")
         return None
     remote = RemoteSessions(routes, settings.routing_ttl)
     for endpoint in endpoints:

@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterator, List, Optional
 import gevent
 import psycopg2
 import psycopg2.extensions
-from gevent.event import Event
 from gevent.queue import LifoQueue
 from gevent.socket import wait_read
 
@@ -31,7 +30,6 @@ INBOX = "realtimemagic_inbox"
 NOTIFY_LIMIT = 7999  # bytes of payload PostgreSQL accepts
 POOL_SIZE = 4  # connections for the directory and the posts, besides the listener's
 RECONNECT = (0.5, 10.0)
-LISTEN_TIMEOUT = 5.0
 ORPHAN_SECONDS = 300
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS %s (key text PRIMARY KEY, node text NOT NULL, "
@@ -56,7 +54,6 @@ class PostgresRoutes:
         self._opened = 0
         self._schema_ready = False
         self._listener: Optional[gevent.Greenlet] = None
-        self._listening = Event()
 
     def _connect(self, role: str) -> Any:
         connection = psycopg2.connect(self.url, application_name="realtimemagic-" + role,
@@ -97,8 +94,6 @@ class PostgresRoutes:
             from psycogreen.gevent import patch_psycopg
             patch_psycopg()
         self._listener = gevent.spawn(self._listen_forever, on_message)
-        if not self._listening.wait(LISTEN_TIMEOUT):
-            log.error("routing inbox not listening yet (PostgreSQL unreachable); retrying")
 
     def stop(self) -> None:
         if self._listener is not None:
@@ -162,7 +157,6 @@ class PostgresRoutes:
         try:
             with connection.cursor() as cursor:
                 cursor.execute('LISTEN "rtm_i_%s"' % self.node)
-            self._listening.set()
             while True:
                 try:
                     wait_read(connection.fileno(), timeout=10.0)

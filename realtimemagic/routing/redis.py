@@ -11,7 +11,6 @@ from typing import Any, Callable, Dict, List, Optional
 
 import gevent
 import redis
-from gevent.event import Event
 
 from ..backoff import Backoff
 from ..exceptions import RoutesUnavailable
@@ -43,7 +42,6 @@ end
 return lost
 """
 REFRESH_BATCH = 500
-LISTEN_TIMEOUT = 5.0  # seconds start-up waits for the inbox
 
 
 class RedisRoutes:
@@ -51,12 +49,13 @@ class RedisRoutes:
         self.url = url
         self.node = node
         self.ttl_ms = int(ttl * 1000)
+        # The inbox's connection is pinged when quiet, so that a half-open one is found.
         self.client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5,
+                                           socket_keepalive=True, health_check_interval=10,
                                            client_name="realtimemagic-routing")
         self._release = self.client.register_script(RELEASE)
         self._refresh = self.client.register_script(REFRESH)
         self._listener: Optional[gevent.Greenlet] = None
-        self._listening = Event()
 
     def _call(self, command: Callable, *args: Any, **keywords: Any) -> Any:
         try:
@@ -66,8 +65,6 @@ class RedisRoutes:
 
     def start(self, on_message: Callable[[Message], None]) -> None:
         self._listener = gevent.spawn(self._listen_forever, on_message)
-        if not self._listening.wait(LISTEN_TIMEOUT):
-            log.error("routing inbox not listening yet (Redis unreachable); retrying")
 
     def stop(self) -> None:
         if self._listener is not None:
@@ -120,7 +117,6 @@ class RedisRoutes:
         try:
             pubsub.subscribe(INBOX + self.node)
             pubsub.get_message(timeout=1.0, ignore_subscribe_messages=False)  # the confirmation
-            self._listening.set()
             while True:
                 item: Optional[Dict] = pubsub.get_message(timeout=1.0)
                 if item is None or item.get("type") != "message":

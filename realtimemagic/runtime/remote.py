@@ -26,6 +26,7 @@ asks the holder of a request whether its client is still there (``probed``).
 """
 import itertools
 import logging
+import time
 from collections import OrderedDict, deque
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Protocol
 
@@ -235,14 +236,22 @@ class RemoteSessions:
             return None
         return forwarded
 
-    def _first_answer(self, key: str, owner: str, forwarded: Forwarded) -> Optional[Message]:
-        """The owner's first answer, or None when it does not hold the session (any more)."""
+    def _next_answer(self, key: str, owner: str, forwarded: Forwarded,
+                     patience: float) -> Optional[Message]:
+        """The owner's next answer; None when the client went away, the owner no longer holds
+        the session, or nothing came for ``patience`` seconds (an owner sends at least a
+        heartbeat every heartbeat_interval: a message was lost on the way)."""
+        deadline = time.monotonic() + patience
         while True:
-            answer = forwarded.next(self.ttl / 2)
+            answer = forwarded.next(min(self.ttl / 2, max(0.0, deadline - time.monotonic())))
             if answer is not None:
                 return None if answer["k"] == "missing" else answer
-            if forwarded.receiver.interrupted or not self._alive(key, owner):
+            if (forwarded.receiver.interrupted or time.monotonic() >= deadline
+                    or not self._alive(key, owner)):
                 return None
+
+    def _patience(self, endpoint: Any) -> float:
+        return endpoint.settings.heartbeat_interval + self.ttl
 
     def _evict(self, key: str, owner: str) -> None:
         try:
@@ -262,7 +271,8 @@ class RemoteSessions:
                                               "s": session_id, "m": messages}, Receiver())
             if forwarded is not None:
                 try:
-                    if self._first_answer(key, owner, forwarded) is not None:
+                    if self._next_answer(key, owner, forwarded,
+                                         self._patience(endpoint)) is not None:
                         return True
                 finally:
                     self.forwarded.pop(forwarded.request_id, None)
@@ -295,7 +305,9 @@ class RemoteSessions:
         receiver = Receiver(client_socket(request.environ))
         forwarded = self._forward(owner, {"k": "attach", "p": endpoint.prefix, "s": session_id,
                                           "t": transport.name, "st": state}, receiver)
-        first = None if forwarded is None else self._first_answer(key, owner, forwarded)
+        patience = self._patience(endpoint)
+        first = (None if forwarded is None
+                 else self._next_answer(key, owner, forwarded, patience))
         if forwarded is None or first is None:
             if forwarded is not None:
                 self.forwarded.pop(forwarded.request_id, None)
@@ -303,25 +315,20 @@ class RemoteSessions:
                 self._evict(key, owner)
             return None
         start_response("200 OK", headers)
-        return self._relay(key, owner, forwarded, first)
+        return self._relay(key, owner, forwarded, first, patience)
 
-    def _relay(self, key: str, owner: str, forwarded: Forwarded,
-               answer: Optional[Message]) -> Iterator[bytes]:
+    def _relay(self, key: str, owner: str, forwarded: Forwarded, answer: Optional[Message],
+               patience: float) -> Iterator[bytes]:
         watcher = watch_disconnect(forwarded.receiver)
         completed = False
         try:
-            while True:
-                if answer is not None:
-                    for chunk in answer["d"]:
-                        yield chunk.encode("utf-8")
-                    if answer.get("e"):
-                        completed = True
-                        return
-                answer = forwarded.next(self.ttl / 2)
-                if forwarded.receiver.interrupted:
+            while answer is not None:  # None: the client went away, or the owner
+                for chunk in answer["d"]:
+                    yield chunk.encode("utf-8")
+                if answer.get("e"):
+                    completed = True
                     return
-                if answer is None and not self._alive(key, owner):
-                    return  # the owner died: the client's next request opens a new session
+                answer = self._next_answer(key, owner, forwarded, patience)
         finally:
             if watcher is not None:
                 watcher.kill()
