@@ -110,7 +110,8 @@ def report(measured: Dict[str, Dict[str, float]], count: int) -> str:
              "%d cores).  A session on instance A; each round sends one message and polls it, "
              "both to A (local) or both to B, which serves them through A over the broker "
              "(forwarded).  Poll latency with the message already waiting; CPU: both servers' "
-             "user + system time per round (one message sent and received)." % (
+             "user + system time per round (one message sent and received; the broker's "
+             "own not counted)." % (
                  time.strftime("%Y-%m-%d %H:%M"), count, sys.version.split()[0],
                  os.cpu_count()), "",
              "| broker | poll p50 / p95 ms, local | forwarded | added p50 / p95 ms | "
