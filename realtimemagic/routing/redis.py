@@ -116,7 +116,6 @@ class RedisRoutes:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(INBOX + self.node)
-            pubsub.get_message(timeout=1.0, ignore_subscribe_messages=False)  # the confirmation
             while True:
                 item: Optional[Dict] = pubsub.get_message(timeout=1.0)
                 if item is None or item.get("type") != "message":

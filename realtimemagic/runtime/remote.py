@@ -371,8 +371,9 @@ class RemoteSessions:
                 forwarded.receiver.wakeup()
         elif kind == "probe":
             forwarded = self.forwarded.get(str(message.get("q")))
-            gone = forwarded is None or forwarded.receiver.client_gone()
-            self._answer(message, {"k": "probed", "r": message.get("r"), "g": gone})
+            gone = forwarded is None or forwarded.receiver.client_gone()  # does not wait
+            gevent.spawn(self._answer, message, {"k": "probed", "r": message.get("r"),
+                                                 "g": gone})
         elif kind == "gone":
             receiver = self.receivers.get(str(message.get("r")))
             if receiver is not None:
@@ -382,7 +383,7 @@ class RemoteSessions:
             endpoint = self.endpoints.get(str(message.get("p")))
             session = endpoint.sessions.get(message.get("s")) if endpoint else None
             if session is None or not isinstance(session.key, str):
-                self._answer(message, {"k": "missing", "r": message.get("r")})
+                gevent.spawn(self._answer, message, {"k": "missing", "r": message.get("r")})
             elif kind == "send":
                 gevent.spawn(self._deliver, endpoint, session, message)
             else:
