@@ -22,6 +22,7 @@ from gevent.socket import wait_read
 from ..backoff import Backoff
 from ..exceptions import RoutesUnavailable
 from ..runtime.remote import Message
+from . import wire
 
 log = logging.getLogger("realtimemagic.routing")
 
@@ -132,7 +133,7 @@ class PostgresRoutes:
         return [key for key in keys if key not in kept]
 
     def post(self, node: str, message: Message) -> None:
-        payload = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        payload = wire.dump(message)
         with self._cursor() as cursor:
             if len(payload.encode("utf-8")) > NOTIFY_LIMIT:
                 cursor.execute("INSERT INTO %s (body) VALUES (%%s) RETURNING id" % INBOX,
@@ -172,17 +173,12 @@ class PostgresRoutes:
             connection.close()
 
     def _parse(self, payload: str) -> Optional[Message]:
-        try:
-            message = json.loads(payload)
-            if isinstance(message, dict) and "row" in message:
-                with self._cursor() as cursor:
-                    cursor.execute("DELETE FROM %s WHERE id = %%s RETURNING body" % INBOX,
-                                   (message["row"],))
-                    row = cursor.fetchone()
-                message = json.loads(row[0]) if row else None
-        except ValueError:
-            message = None
-        if not isinstance(message, dict):
-            log.warning("routing inbox: ignoring a malformed or expired message")
-            return None
+        """The message of a notification: in it, or in the inbox table (read once)."""
+        message = wire.load(payload)
+        if message is not None and "row" in message:
+            with self._cursor() as cursor:
+                cursor.execute("DELETE FROM %s WHERE id = %%s RETURNING body" % INBOX,
+                               (message["row"],))
+                row = cursor.fetchone()
+            message = wire.load(row[0]) if row else None
         return message

@@ -4,7 +4,6 @@
 after its last refresh.  Each process's inbox is the pub/sub channel ``rtm:i:<process id>``:
 PUBLISH answers how many listen, so a message to a process that died is known lost at once.
 """
-import json
 import logging
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -15,6 +14,7 @@ import redis
 from ..backoff import Backoff
 from ..exceptions import RoutesUnavailable
 from ..runtime.remote import Message
+from . import wire
 
 log = logging.getLogger("realtimemagic.routing")
 
@@ -96,7 +96,7 @@ class RedisRoutes:
         return lost
 
     def post(self, node: str, message: Message) -> None:
-        payload = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        payload = wire.dump(message)
         if not self._call(self.client.publish, INBOX + node, payload):
             raise RoutesUnavailable("process %s does not listen" % node)
 
@@ -120,12 +120,8 @@ class RedisRoutes:
                 item: Optional[Dict] = pubsub.get_message(timeout=1.0)
                 if item is None or item.get("type") != "message":
                     continue
-                try:
-                    message = json.loads(item["data"])
-                except ValueError:
-                    log.warning("routing inbox: ignoring a malformed message")
-                    continue
-                if isinstance(message, dict):
+                message = wire.load(item["data"])
+                if message is not None:
                     on_message(message)
         finally:
             pubsub.close()
