@@ -56,7 +56,7 @@ def call(app, path: str, body: bytes = b"") -> Tuple[str, bytes]:
 def test_local_requests_ask_nothing_of_the_broker():
     endpoint = SockJSEndpoint(EchoHandler(), config.build({}, environ={}))
     routes = CountingRoutes()
-    endpoint.route_through(RemoteSessions(routes, 10.0))
+    endpoint.route_through(RemoteSessions(routes, 10.0, 100))
     try:
         assert call(endpoint, "/pubsub/000/s1/xhr") == ("200 OK", b"o\n")
         assert routes.calls == ["claim"]  # a new session is entered in the directory

@@ -56,7 +56,8 @@ def enable(app: Any) -> Optional[RemoteSessions]:
                  "an HTTP transport needs all its requests on one process (sticky load "
                  "balancing, docs/deployment.md)", settings.broker.split("://", 1)[0] + "://")
         return None
-    remote = RemoteSessions(routes, settings.routing_ttl)
+    # Owners remembered: as many as the sessions a process holds itself.
+    remote = RemoteSessions(routes, settings.routing_ttl, settings.max_connections)
     for endpoint in endpoints:
         endpoint.route_through(remote)
     return remote

@@ -41,7 +41,6 @@ from ..transports.base import (HttpTransport, Receiver, Request, client_socket, 
 log = logging.getLogger("realtimemagic.routing")
 
 Message = Dict[str, Any]
-OWNERS_REMEMBERED = 10000  # sessions whose owner a process remembers (least recently used go)
 PROBE_TIMEOUT = 1.0  # s: the longest a new receiving request waits to learn whether the
 #                      request it would replace is still there
 
@@ -126,9 +125,12 @@ class Forwarded:
 class RemoteSessions:
     """This process's side of routing, shared by its endpoints (keyed by prefix)."""
 
-    def __init__(self, routes: Routes, ttl: float) -> None:
+    def __init__(self, routes: Routes, ttl: float, remembered: int) -> None:
+        """``ttl``: routing_ttl (s); ``remembered``: how many sessions' owners are kept (the
+        least recently used go first)."""
         self.routes = routes
         self.ttl = ttl
+        self.remembered = remembered
         self.endpoints: Dict[str, Any] = {}
         self.forwarded: Dict[str, Forwarded] = {}
         self.receivers: Dict[str, RemoteReceiver] = {}
@@ -176,7 +178,7 @@ class RemoteSessions:
         if owner is None or owner == self.routes.node:
             return None
         self.owners[key] = owner
-        if len(self.owners) > OWNERS_REMEMBERED:
+        if len(self.owners) > self.remembered:
             self.owners.popitem(last=False)
         return owner
 
