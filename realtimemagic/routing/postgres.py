@@ -14,15 +14,16 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List, Optional
 
 import gevent
-import psycopg2
-import psycopg2.extensions
 from gevent.queue import LifoQueue
 from gevent.socket import wait_read
 
+from .. import pgdriver  # psycopg2, or psycopg2cffi on PyPy (registered as psycopg2)
 from ..backoff import Backoff
 from ..exceptions import RoutesUnavailable
 from ..runtime.remote import Message
 from . import wire
+
+import psycopg2  # noqa: E402 (after pgdriver, which makes it importable on PyPy)
 
 log = logging.getLogger("realtimemagic.routing")
 
@@ -57,7 +58,7 @@ class PostgresRoutes:
         self._listener: Optional[gevent.Greenlet] = None
 
     def _connect(self, role: str) -> Any:
-        connection = psycopg2.connect(self.url, application_name="realtimemagic-" + role,
+        connection = pgdriver.connect(self.url, application_name="realtimemagic-" + role,
                                       connect_timeout=5, keepalives=1, keepalives_idle=10,
                                       keepalives_interval=5, keepalives_count=3)
         connection.autocommit = True
@@ -91,9 +92,7 @@ class PostgresRoutes:
         self._pool.put(connection)
 
     def start(self, on_message: Callable[[Message], None]) -> None:
-        if psycopg2.extensions.get_wait_callback() is None:
-            from psycogreen.gevent import patch_psycopg
-            patch_psycopg()
+        pgdriver.make_cooperative()
         self._listener = gevent.spawn(self._listen_forever, on_message)
 
     def stop(self) -> None:
