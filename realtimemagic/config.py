@@ -122,6 +122,14 @@ class Settings:
     namespaces: str = setting(
         "{}", "Per-namespace history and presence, as JSON: {\"chat\": {\"history_size\": 100, "
         "\"history_ttl\": 300, \"presence\": true, \"join_leave\": true}} (docs/history.md).")
+    history_max_channels: int = setting(
+        100000, "Channels with a history one process keeps (memory://; with redis://, the "
+        "whole Redis). Past it the channel whose last message is the oldest loses its "
+        "history (docs/history.md).", "channels")
+    history_max_bytes: int = setting(
+        32 * 1024 * KiB, "Memory the histories may take, as charged per channel and per "
+        "message (an upper bound of what CPython holds for them; with redis://, an estimate "
+        "of what Redis holds). Past it, as history_max_channels.", "bytes")
     max_connections: int = setting(
         10000, "Sessions one process serves at once; past it new ones are refused with 503 "
         "\"Too many connections\" (the existing ones live on). It bounds as well the connections "
@@ -149,6 +157,9 @@ class Settings:
     sweep_interval: float = setting(
         1.0, "How often the one sweeper greenlet checks sessions for expiry and heartbeats "
         "(capped at a quarter of the shortest of heartbeat_interval and disconnect_delay).", "s")
+    maintenance_interval: float = setting(
+        10.0, "How often the broker's upkeep runs: expired histories are forgotten (memory://) "
+        "or dropped from the history index (redis://).", "s")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -160,13 +171,14 @@ class Settings:
         self.prefix = self.prefix.rstrip("/")
         for name in ("heartbeat_interval", "disconnect_delay", "sweep_interval", "rate_limit",
                      "broker_reconnect_min", "broker_reconnect_max", "broker_health_interval",
-                     "header_timeout", "body_timeout", "send_timeout", "routing_ttl"):
+                     "header_timeout", "body_timeout", "send_timeout", "routing_ttl",
+                     "maintenance_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError("%s must be positive, got %r" % (name, getattr(self, name)))
         for name in ("response_limit", "max_message_size", "max_frame_size",
                      "outbox_max_frames", "outbox_max_bytes", "max_subscriptions",
                      "hook_pool_size", "max_pending_messages", "broker_queue_size",
-                     "max_connections"):
+                     "max_connections", "history_max_channels", "history_max_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError("%s must be at least 1, got %r" % (name, getattr(self, name)))
         if self.shutdown_timeout < 0:

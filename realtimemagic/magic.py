@@ -41,7 +41,6 @@ log = logging.getLogger("realtimemagic")
 RATE_LIMIT_CLOSE = (4029, "Rate limit exceeded")
 MONITOR_BACKOFF = (0.5, 30.0)  # seconds: first and longest wait before restarting a monitor
 BROKER_START_TIMEOUT = 5.0  # seconds start-up waits for the broker before serving anyway
-MAINTENANCE_INTERVAL = 10.0  # seconds between two rounds of upkeep (expired histories)
 
 
 class RealTimeMagic(SockJSHandler):
@@ -68,7 +67,7 @@ class RealTimeMagic(SockJSHandler):
         self.namespaces: Dict[str, NamespaceOptions] = namespaces.parse(self.settings.namespaces)
         #: Counters since start, for /api/stats and /metrics.
         self.counters = {"messages_in": 0, "published": 0, "deliveries": 0, "errors": 0}
-        self.broker = brokers.from_url(self.settings.broker, self._deliver, self.settings)
+        self.broker: brokers.Broker = brokers.from_url(self.settings.broker, self._deliver, self.settings)
         self.loop_thread = LoopThread()
         self.connections: Dict[SockJSConnection, Connection] = {}
         self._pool: Optional[Pool] = None
@@ -131,10 +130,9 @@ class RealTimeMagic(SockJSHandler):
             from .runtime.server import start_api
             self.api_server = start_api(self, reuse_port=shared_listeners)
         self.broker.start()
-        connected = getattr(self.broker, "connected", None)
-        if connected is None:
+        if not self.broker.shared:
             log.info("broker %s (this process only)", self.broker.url_for_logs)
-        elif not connected.wait(BROKER_START_TIMEOUT):
+        elif not self.broker.wait_connected(BROKER_START_TIMEOUT):
             log.error("broker %s not reachable yet; serving local clients meanwhile",
                       self.broker.url_for_logs)
         self._monitor_greenlets = [gevent.spawn(self._supervise, monitor)
@@ -204,7 +202,7 @@ class RealTimeMagic(SockJSHandler):
     def _check_namespaces(self) -> None:
         wanted = [name for name, options in self.namespaces.items()
                   if options.history or options.presence]
-        if wanted and not getattr(self.broker, "keeps_history", False):
+        if wanted and not self.broker.keeps_history:
             raise ConfigError("namespaces %s want history or presence, which the broker %s does "
                               "not keep: use memory:// or redis://" % (
                                   ", ".join(sorted(wanted)), self.broker.url_for_logs))
@@ -235,7 +233,7 @@ class RealTimeMagic(SockJSHandler):
 
     def _maintain_forever(self) -> None:
         while True:
-            gevent.sleep(MAINTENANCE_INTERVAL)
+            gevent.sleep(self.settings.maintenance_interval)
             try:
                 self.broker.maintain(lambda channel: self.options_for(channel).history_ttl)
             except Exception:
@@ -331,6 +329,11 @@ class RealTimeMagic(SockJSHandler):
         conn.lane.submit(partial(self._handle, conn, text))
 
     def on_close(self, sockjs: SockJSConnection) -> None:
+        # A slow subscriber closed by a publish is closed inside the fan-out: unsubscribing
+        # (which may reach the broker) and the closers wait until the loop is over.
+        self.channels.after_fanout(partial(self._closed, sockjs))
+
+    def _closed(self, sockjs: SockJSConnection) -> None:
         conn = self.connections.pop(sockjs, None)
         if conn is None:
             return

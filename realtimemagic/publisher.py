@@ -15,6 +15,7 @@ import urllib.request
 from typing import Any
 
 from . import brokers
+from .brokers.base import NetworkBroker
 from .exceptions import ConfigError, PublishError
 from .pubsub import protocol
 
@@ -66,10 +67,11 @@ def _refusal(error: urllib.error.HTTPError) -> str:
 class Publisher:
 
     def __init__(self, broker_url: str) -> None:
-        self._broker = brokers.from_url(broker_url, deliver=lambda channel, message: 0)
-        if not getattr(self._broker, "shared", False):
+        broker = brokers.from_url(broker_url, deliver=lambda channel, message: 0)
+        if not isinstance(broker, NetworkBroker):
             raise ConfigError("%s cannot be reached from another process: publish through the "
                               "internal API (rtm-publish) instead" % broker_url)
+        self._broker = broker
         self._connection = None
 
     def publish(self, channel: str, message: Any) -> None:

@@ -38,6 +38,13 @@ def monitors(rtm: Any) -> List[Dict[str, Any]]:
                              if not isinstance(monitor, MonitorFunction)]
 
 
+def history(rtm: Any) -> Dict[str, Any]:
+    """What the broker's history holds, and its bounds (docs/history.md)."""
+    return dict(rtm.broker.history_figures()._asdict(),
+                max_channels=rtm.settings.history_max_channels,
+                max_bytes=rtm.settings.history_max_bytes)
+
+
 def stats(rtm: Any) -> Dict[str, Any]:
     transports = Counter(conn.info.transport for conn in list(rtm.connections.values()))
     return {
@@ -54,6 +61,7 @@ def stats(rtm: Any) -> Dict[str, Any]:
         "hook_errors": rtm.counters["errors"],
         "incidents": dict(incidents.counts),
         "broker": rtm.broker.status(),
+        "history": history(rtm),
         "monitors": monitors(rtm),
         "process": process_figures(),
     }
@@ -88,10 +96,18 @@ class StatsCollector:
         for kind, count in sorted(current["incidents"].items()):
             by_kind.add_metric([kind], count)
         yield by_kind
-        broker = current["broker"]
+        link = current["broker"]
         yield GaugeMetricFamily("realtimemagic_broker_connected", "1 when the broker is connected",
-                                value=1 if broker.get("state") == "connected" else 0)
+                                value=1 if link.get("state") == "connected" else 0)
         for name in ("reconnects", "outages", "dropped", "too_large"):
-            if name in broker:
+            if name in link:
                 yield CounterMetricFamily("realtimemagic_broker_" + name,
-                                          "Broker " + name.replace("_", " "), value=broker[name])
+                                          "Broker " + name.replace("_", " "), value=link[name])
+        kept = current["history"]
+        for name, help_text in (("channels", "Channels with a history"),
+                                ("entries", "Messages kept in histories"),
+                                ("bytes", "Bytes charged to histories (history_max_bytes)")):
+            yield GaugeMetricFamily("realtimemagic_history_" + name, help_text, value=kept[name])
+        yield CounterMetricFamily("realtimemagic_history_dropped",
+                                  "Histories dropped to stay within the history bounds",
+                                  value=kept["dropped"])

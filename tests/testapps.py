@@ -136,3 +136,24 @@ class SiteCookie(Authenticator):
 
 cookie_site = RealTimeMagic()
 cookie_site.authenticators["default"].append(SiteCookie())
+
+
+# -- many history channels, published in-process (tests/test_attacks_history.py) -------------
+
+def flood_history(conn, message):
+    """{"flood": n, "prefix": p}: publish once to each of n channels hist:<p>-<i>, then answer
+    {"flooded": n}.  Yields now and then, so the server keeps serving meanwhile."""
+    if not (isinstance(message, dict) and "flood" in message):
+        return None
+    for number in range(message["flood"]):
+        conn.master.publish("hist:%s-%d" % (message["prefix"], number), number)
+        if number % 1000 == 999:
+            gevent.sleep(0)
+        if number % 10000 == 9999:
+            conn.send({"flooding": number + 1})  # the client knows it is not stuck
+    conn.send({"flooded": message["flood"]})
+    return False
+
+
+history_flood = RealTimeMagic(rate_limit=1000)
+history_flood.receivers.append(flood_history)

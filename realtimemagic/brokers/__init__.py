@@ -1,20 +1,25 @@
 """Brokers connect the processes that share channels, selected by URL (SPEC section 7):
 ``memory://`` (one process), ``redis://`` (Redis pub/sub), ``postgresql://`` (LISTEN/NOTIFY),
-``nats://`` (NATS subjects)."""
+``nats://`` (NATS subjects).
+
+Each implements :class:`realtimemagic.brokers.base.Broker`; a new broker subclasses it (a
+networked one :class:`~realtimemagic.brokers.base.NetworkBroker`) and gets its scheme here."""
 from typing import Any, Callable
 
 from ..exceptions import ConfigError
-from .base import BrokerSettings
+from .base import Broker, BrokerSettings
 from .memory import MemoryBroker
 
+__all__ = ["Broker", "BrokerSettings", "MemoryBroker", "from_url"]
 
-def from_url(url: str, deliver: Callable[[str, Any], int], settings: Any = None):
+
+def from_url(url: str, deliver: Callable[..., int], settings: Any = None) -> Broker:
     """The broker for ``url``; ``deliver(channel, message)`` hands a message to this process's
-    subscribers; ``settings`` is the config (its broker_* fields)."""
+    subscribers; ``settings`` is the config (its broker_* and history_max_* fields)."""
     scheme = url.split("://", 1)[0].lower()
-    if scheme == "memory":
-        return MemoryBroker(deliver)
     broker_settings = BrokerSettings.from_config(settings) if settings else BrokerSettings()
+    if scheme == "memory":
+        return MemoryBroker(deliver, broker_settings)
     if scheme in ("redis", "rediss", "unix"):
         from .redis import RedisBroker
         return RedisBroker(url, deliver, broker_settings)

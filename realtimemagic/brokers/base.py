@@ -1,6 +1,7 @@
-"""What the networked brokers share: the envelope between instances, the bounded outgoing queue
-drained by one publisher greenlet, the supervised listener with reconnect and backoff, and the
-counters the stats show.
+"""The broker interface (:class:`Broker`: everything the server calls on a broker), and what
+the networked brokers share: the envelope between instances, the bounded outgoing queue drained
+by one publisher greenlet, the supervised listener with reconnect and backoff, the queue of
+LISTEN/SUBSCRIBE commands only the listener sends, and the counters the stats show.
 
 A message published on one instance is delivered to that instance's subscribers at once (so a
 broker outage does not silence local channels) and sent through the broker to the others, which
@@ -11,19 +12,118 @@ import json
 import logging
 import time
 import uuid
+from abc import abstractmethod
 from collections import deque
-from typing import Any, Callable, Deque, Dict, NamedTuple, Optional, Set
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Set, Tuple
 
 import gevent
 from gevent.event import Event
 
 from ..backoff import Backoff
-from ..exceptions import BadRequest
+from ..exceptions import BadRequest, ConfigError
 from ..pubsub import protocol
+from ..pubsub.history import Snapshot
+from ..pubsub.namespaces import NamespaceOptions
+
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
+    from typing_extensions import Protocol  # type: ignore
 
 log = logging.getLogger("realtimemagic.broker")
 
 Deliver = Callable[..., int]  # deliver(channel, message, action="message", extra=None)
+
+
+class HistoryFigures(NamedTuple):
+    """What a broker's history holds now (for /api/stats and /metrics)."""
+    channels: int = 0
+    entries: int = 0
+    bytes: int = 0
+    dropped: int = 0  # channels dropped to stay within history_max_channels/_bytes, ever
+
+
+class Broker(Protocol):
+    """Everything the server (realtimemagic.magic, pubsub/, stats) calls on a broker.
+
+    Each broker (memory://, redis://, postgresql://, and any new one) subclasses this
+    explicitly: a method it forgets is then an error when it is instantiated, not an
+    ``AttributeError`` in a log years later.  A broker without history or presence says so in
+    ``keeps_history`` and raises from those methods; the server never calls them then.
+
+    Calls made inside a fan-out: none.  ``subscribe``/``unsubscribe`` are called when a channel
+    gets its first / loses its last local subscriber, after any fan-out in progress; they must
+    not wait on the network (queue the command for the listener instead).
+    """
+
+    url: str
+    url_for_logs: str   # the URL without its password
+    shared: bool        # other processes see what is published here
+    keeps_history: bool  # history and presence are available
+
+    @abstractmethod
+    def start(self) -> None:
+        """Connect (in background greenlets) and serve until stop()."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the background greenlets; nothing is sent afterwards."""
+
+    @abstractmethod
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the broker to be reachable; whether it is."""
+
+    @abstractmethod
+    def publish(self, channel: str, message: Any,
+                options: Optional[NamespaceOptions] = None) -> None:
+        """Deliver to every subscriber of every instance, once; never blocks.  ``options``
+        given (a history channel): store it and deliver it with its offset and epoch."""
+
+    @abstractmethod
+    def publish_event(self, channel: str, action: str, client: Any) -> None:
+        """A join or leave event (``action``) for ``channel``'s subscribers everywhere."""
+
+    @abstractmethod
+    def subscribe(self, channel: str) -> None:
+        """``channel`` got its first local subscriber: receive what others publish on it."""
+
+    @abstractmethod
+    def unsubscribe(self, channel: str) -> None:
+        """``channel`` lost its last local subscriber."""
+
+    @abstractmethod
+    def wait_subscribed(self, channel: str, timeout: float) -> bool:
+        """Wait until what other instances publish on ``channel`` reaches this one."""
+
+    @abstractmethod
+    def snapshot(self, channel: str, options: NamespaceOptions) -> Snapshot:
+        """``channel``'s history (may wait on the network)."""
+
+    @abstractmethod
+    def presence_add(self, channel: str, key: str, info: Any) -> None:
+        """Client ``key`` (described by ``info``) is subscribed to ``channel``."""
+
+    @abstractmethod
+    def presence_remove(self, channel: str, key: str) -> None:
+        """Client ``key`` left ``channel``."""
+
+    @abstractmethod
+    def presence_members(self, channel: str) -> List[Any]:
+        """The descriptions of ``channel``'s subscribers on every instance."""
+
+    @abstractmethod
+    def maintain(self, ttl_of: Callable[[str], float]) -> None:
+        """Periodic upkeep, every ``maintenance_interval`` seconds in its own greenlet:
+        forget what expired (``ttl_of(channel)``: the channel's history_ttl, 0 = never).
+        Brokers with nothing to do implement it as an explicit no-op."""
+
+    @abstractmethod
+    def history_figures(self) -> HistoryFigures:
+        """What the history holds now, without waiting on the network."""
+
+    @abstractmethod
+    def status(self) -> Dict[str, Any]:
+        """The broker's part of /api/stats: at least ``url`` and ``state``."""
 
 
 class Outgoing(NamedTuple):
@@ -38,35 +138,52 @@ class BrokerSettings:
     """The broker's part of the config (see realtimemagic.config)."""
 
     def __init__(self, queue_size: int = 10000, reconnect_min: float = 0.5,
-                 reconnect_max: float = 30.0, health_interval: float = 10.0) -> None:
+                 reconnect_max: float = 30.0, health_interval: float = 10.0,
+                 history_max_channels: int = 100000,
+                 history_max_bytes: int = 32 * 1024 * 1024) -> None:
         self.queue_size = queue_size
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self.health_interval = health_interval
+        self.history_max_channels = history_max_channels
+        self.history_max_bytes = history_max_bytes
 
     @classmethod
     def from_config(cls, settings) -> "BrokerSettings":
         return cls(settings.broker_queue_size, settings.broker_reconnect_min,
-                   settings.broker_reconnect_max, settings.broker_health_interval)
+                   settings.broker_reconnect_max, settings.broker_health_interval,
+                   settings.history_max_channels, settings.history_max_bytes)
 
 
-class NetworkBroker:
+COMMAND_LATENCY = 0.05  # s: longest wait before the listener sends a queued (un)subscribe
+
+
+class NetworkBroker(Broker):
     """Base of the Redis and PostgreSQL brokers.  Subclasses provide ``connect_publisher``,
-    ``send_payload``, ``_ping_publisher``, ``_listen_forever`` (which returns or raises when
-    the connection is lost) and ``_listen``/``_unlisten`` for one channel on the live
-    listener."""
+    ``send_payload``, ``_ping_publisher`` and ``_listen_forever``, which returns or raises when
+    the connection is lost.  Only the listener greenlet uses the listening connection: it
+    calls :meth:`_listen_to_all` once connected, then :meth:`_send_commands` between two reads
+    (at least every ``COMMAND_LATENCY``), and :meth:`_confirm` when the server confirms that
+    it listens to a channel."""
 
     shared = True
+    keeps_history = False
 
     def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
         self.url = url
+        scheme, _, rest = url.partition("://")
+        self.url_for_logs = "%s://%s" % (scheme, rest.rpartition("@")[2])  # no password
         self.deliver = deliver
         self.settings = settings
         self.origin = uuid.uuid4().hex[:16]
         self.channels: Set[str] = set()  # channels with local subscribers
+        # ("listen" | "unlisten", channel) for the listener, queued while it is connected.
+        self._commands: Deque[Tuple[str, str]] = deque()
+        self._commands_taken = False
+        self._confirmed: Dict[str, Event] = {}  # local channel -> set once listened to
         self.outgoing: Deque[Outgoing] = deque()
         self._outgoing_ready = Event()
-        self._greenlets = []
+        self._greenlets: List[gevent.Greenlet] = []
         self.connected = Event()
         self.counters: Dict[str, Any] = {
             "published": 0, "received": 0, "dropped": 0, "reconnects": 0, "outages": 0,
@@ -102,11 +219,6 @@ class NetworkBroker:
             gevent.sleep(backoff.next())
             self.counters["reconnects"] += 1
 
-    @property
-    def url_for_logs(self) -> str:
-        scheme, _, rest = self.url.partition("://")
-        return "%s://%s" % (scheme, rest.rpartition("@")[2])  # no password in logs
-
     def _came_up(self) -> None:
         """The listener is connected and listening to every local channel."""
         if self._down_since is not None:
@@ -120,6 +232,7 @@ class NetworkBroker:
         self.connected.set()
 
     def _went_down(self) -> None:
+        self._commands_taken = False  # the next connection listens to every channel anyway
         if self._down_since is None:
             self._down_since = time.monotonic()
             self.counters["outages"] += 1
@@ -154,27 +267,66 @@ class NetworkBroker:
         self.outgoing.append(item)
         self._outgoing_ready.set()
 
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
     def wait_subscribed(self, channel: str, timeout: float) -> bool:
-        """Wait until the broker confirms this process listens to ``channel``."""
-        return True
+        """Wait until the broker confirms this process listens to ``channel``; False at once
+        while the broker is down (local clients are served meanwhile, and the subscription is
+        restored on reconnection)."""
+        event = self._confirmed.get(channel)
+        if event is None or not self.connected.is_set():
+            return False
+        return event.wait(timeout)
 
     def subscribe(self, channel: str) -> None:
         self.channels.add(channel)
-        if self.connected.is_set():
-            try:
-                self._listen(channel)
-            except Exception as error:
-                log.warning("broker %s: subscribe %r failed (%s); restored on reconnect",
-                            self.url_for_logs, channel, error)
+        self._listen(channel)
 
     def unsubscribe(self, channel: str) -> None:
         self.channels.discard(channel)
-        if self.connected.is_set():
-            try:
-                self._unlisten(channel)
-            except Exception as error:
-                log.warning("broker %s: unsubscribe %r failed: %s", self.url_for_logs, channel,
-                            error)
+        self._unlisten(channel)
+
+    # -- the listener's commands -----------------------------------------------------------
+
+    def _listen(self, channel: str) -> None:
+        """Have the listener listen to ``channel``: queued, it never waits on the network (a
+        subclass with a listener of another kind overrides this and :meth:`_unlisten`)."""
+        self._confirmed[channel] = Event()
+        if self._commands_taken:
+            self._commands.append(("listen", channel))
+
+    def _unlisten(self, channel: str) -> None:
+        self._confirmed.pop(channel, None)
+        if self._commands_taken:
+            self._commands.append(("unlisten", channel))
+
+    def _listen_to_all(self, listen_all: Callable[[List[str]], None]) -> None:
+        """The listener is connected: listen to every local channel with ``listen_all``; what
+        changes meanwhile (and later) is queued for :meth:`_send_commands`."""
+        self._commands.clear()
+        for event in self._confirmed.values():
+            event.clear()
+        self._commands_taken = True
+        channels = list(self.channels)
+        if channels:
+            listen_all(channels)
+
+    def _send_commands(self, listen: Callable[[str], None],
+                       unlisten: Callable[[str], None]) -> None:
+        """Send the queued commands on the listening connection (the listener only)."""
+        while self._commands:
+            command, channel = self._commands.popleft()
+            (listen if command == "listen" else unlisten)(channel)
+
+    def _confirm(self, channel: str) -> None:
+        """The broker listens to ``channel`` for this process now."""
+        event = self._confirmed.get(channel)
+        if event is not None:
+            event.set()
+
+    def history_figures(self) -> HistoryFigures:
+        return HistoryFigures()
 
     def status(self) -> Dict[str, Any]:
         return dict(self.counters, url=self.url_for_logs,
@@ -259,8 +411,26 @@ class NetworkBroker:
     def _listen_forever(self) -> None:
         raise NotImplementedError
 
-    def _listen(self, channel: str) -> None:
-        raise NotImplementedError
 
-    def _unlisten(self, channel: str) -> None:
-        raise NotImplementedError
+class WithoutHistory:
+    """For a broker that keeps neither history nor presence.  The server refuses namespaces
+    that want them at start-up; these answer a namespace added later, with a clear error."""
+
+    keeps_history = False
+    url_for_logs: str
+
+    def snapshot(self, channel: str, options: NamespaceOptions) -> Snapshot:
+        raise self._not_kept(channel)
+
+    def presence_add(self, channel: str, key: str, info: Any) -> None:
+        raise self._not_kept(channel)
+
+    def presence_remove(self, channel: str, key: str) -> None:
+        raise self._not_kept(channel)
+
+    def presence_members(self, channel: str) -> List[Any]:
+        raise self._not_kept(channel)
+
+    def _not_kept(self, channel: str) -> ConfigError:
+        return ConfigError("%r wants history or presence, which the broker %s does not keep: "
+                           "use redis://" % (channel, self.url_for_logs))

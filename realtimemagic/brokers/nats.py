@@ -8,19 +8,20 @@ messages are queued (``broker_queue_size``) and sent once it is back.  A subscri
 confirmed by the PONG of a PING sent after it: the server handles a connection's commands in
 order.  History and presence are not kept (docs/history.md): use Redis for them.
 """
-from typing import Any, Callable, Dict, List
+from typing import Callable, Dict
 
 import gevent
 from gevent.event import Event
 
-from ..exceptions import ConfigError
-from ..pubsub.history import Snapshot
 from . import nats_protocol as protocol
-from .base import BrokerSettings, Deliver, NetworkBroker, log
+from .base import BrokerSettings, Deliver, NetworkBroker, WithoutHistory, log
 from .nats_connection import NatsConnection, NatsUrl
 
 
-class NatsBroker(NetworkBroker):
+class NatsBroker(WithoutHistory, NetworkBroker):
+    """NATS subjects, without history or presence.  Its listener has its own way with
+    subscriptions (a writer greenlet brings the server to the local channels), so it
+    overrides ``_listen``/``_unlisten`` rather than use the command queue."""
 
     def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
         super().__init__(url, deliver, settings)
@@ -29,7 +30,6 @@ class NatsBroker(NetworkBroker):
         self._attempts = 0  # rotates over the servers of the URL
         self._sids: Dict[str, int] = {}  # channel -> subscription id on the listener
         self._next_sid = 0
-        self._confirmed: Dict[str, Event] = {}  # set once the server has the subscription
         self._subscriptions_changed = Event()
 
     def _connect(self, role: str) -> NatsConnection:
@@ -130,35 +130,8 @@ class NatsBroker(NetworkBroker):
             self._confirmed.pop(channel, None)
         self._subscriptions_changed.set()
 
-    def wait_subscribed(self, channel: str, timeout: float) -> bool:
-        """False at once while the broker is down: local clients are served meanwhile, and the
-        subscription is restored on reconnection."""
-        confirmed = self._confirmed.get(channel)
-        if confirmed is None or not self.connected.is_set():
-            return False
-        return confirmed.wait(timeout)
-
     # -- what the server asks of every broker -----------------------------------------------
 
     def maintain(self, ttl_of: Callable[[str], float]) -> None:
         """Nothing to keep tidy: core NATS stores nothing."""
-
-    # History and presence: the server refuses namespaces that want them at start-up; these
-    # answer a namespace added later.
-
-    def snapshot(self, channel: str, options: Any) -> Snapshot:
-        raise self._not_kept(channel)
-
-    def presence_add(self, channel: str, key: str, info: Any) -> None:
-        raise self._not_kept(channel)
-
-    def presence_remove(self, channel: str, key: str) -> None:
-        raise self._not_kept(channel)
-
-    def presence_members(self, channel: str) -> List[Any]:
-        raise self._not_kept(channel)
-
-    def _not_kept(self, channel: str) -> ConfigError:
-        return ConfigError("%r wants history or presence, which the broker %s does not keep: "
-                           "use redis://" % (channel, self.url_for_logs))
 

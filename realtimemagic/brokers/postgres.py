@@ -14,9 +14,8 @@ import hashlib
 import json
 import socket
 import time
-from typing import Any
+from typing import Any, Callable, List
 
-from gevent.lock import RLock
 from gevent.socket import wait_read
 
 from ..exceptions import MissingExtra
@@ -26,7 +25,8 @@ try:
 except ImportError as error:
     raise MissingExtra("postgresql://", "psycopg2", "postgresql") from error
 
-from .base import BrokerSettings, Deliver, NetworkBroker, log
+from .base import (COMMAND_LATENCY, BrokerSettings, Deliver, NetworkBroker, WithoutHistory,
+                   log)
 
 NOTIFY_LIMIT = 7999  # bytes of payload PostgreSQL accepts (8000 with the terminating NUL)
 LARGE_MESSAGE_SECONDS = 300
@@ -37,12 +37,12 @@ def pg_channel(channel: str) -> str:
     return "rtm_" + hashlib.sha1(channel.encode("utf-8")).hexdigest()[:40]
 
 
-class PostgresBroker(NetworkBroker):
+class PostgresBroker(WithoutHistory, NetworkBroker):
+    """LISTEN/NOTIFY, without history or presence."""
 
     def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
         super().__init__(url, deliver, settings)
-        self._listener = None
-        self._listener_lock = RLock()  # one query at a time on the listening connection
+        self._listener = None  # the listening connection, used by the listener greenlet only
         self._last_cleanup = 0.0
 
     def start(self) -> None:
@@ -88,26 +88,30 @@ class PostgresBroker(NetworkBroker):
 
     # -- listening -------------------------------------------------------------------------
 
+    def maintain(self, ttl_of: Callable[[str], float]) -> None:
+        """Nothing: no history here, and the publisher greenlet deletes expired large
+        messages on its own connection."""
+
     def _listen_forever(self) -> None:
-        connection = self._connect("listener")
+        connection = self._listener = self._connect("listener")
         try:
-            with self._listener_lock:
-                self._listener = connection
-                for channel in list(self.channels):
-                    self._execute('LISTEN "%s"' % pg_channel(channel))
+            self._listen_to_all(self._send_listens)
             self._came_up()
+            checked = time.monotonic()
             while True:
-                # Waiting for readability is outside the lock, so that LISTEN and UNLISTEN
-                # from other greenlets go through; a quiet connection is checked with SELECT 1.
+                # LISTEN and UNLISTEN queued by other greenlets go out between two waits; a
+                # quiet connection is checked with SELECT 1 every health_interval.
+                self._send_commands(self._send_listen, self._send_unlisten)
                 try:
-                    wait_read(connection.fileno(), timeout=self.settings.health_interval)
+                    wait_read(connection.fileno(), timeout=COMMAND_LATENCY)
                 except socket.timeout:
-                    with self._listener_lock:
-                        self._execute("SELECT 1")
-                    continue
-                with self._listener_lock:
+                    if time.monotonic() - checked < self.settings.health_interval:
+                        continue
+                    self._execute("SELECT 1")
+                else:
                     connection.poll()
                     self._drain()
+                checked = time.monotonic()
         finally:
             self._listener = None
             try:
@@ -139,12 +143,13 @@ class PostgresBroker(NetworkBroker):
             return None
         return self.parse_envelope(row[0])
 
-    def _listen(self, channel: str) -> None:
-        with self._listener_lock:
-            if self._listener is not None:
-                self._execute('LISTEN "%s"' % pg_channel(channel))
+    def _send_listens(self, channels: List[str]) -> None:
+        for channel in channels:
+            self._send_listen(channel)
 
-    def _unlisten(self, channel: str) -> None:
-        with self._listener_lock:
-            if self._listener is not None:
-                self._execute('UNLISTEN "%s"' % pg_channel(channel))
+    def _send_listen(self, channel: str) -> None:
+        self._execute('LISTEN "%s"' % pg_channel(channel))
+        self._confirm(channel)
+
+    def _send_unlisten(self, channel: str) -> None:
+        self._execute('UNLISTEN "%s"' % pg_channel(channel))

@@ -8,18 +8,21 @@ messages are queued (``broker_queue_size``) and sent once it is back.
 History (docs/history.md): a Lua script gives each message its offset (``rtm:n:<channel>``),
 appends it to the list ``rtm:h:<channel>`` trimmed to ``history_size`` and publishes it, in one
 step, so that offsets and the order of delivery agree on every instance.  ``rtm:e:<channel>``
-holds the epoch; all three expire ``history_ttl`` after the last message.  Presence:
+holds the epoch; all three expire ``history_ttl`` after the last message.  The same script
+keeps the histories within ``history_max_channels`` and ``history_max_bytes`` for the whole
+Redis: the index ``rtm:hi`` (a sorted set, channel -> time of its last message) drops the least
+recently published channel first, ``rtm:hx`` (channel -> expiry) the expired ones, and
+``rtm:hb``/``rtm:hc`` (hashes, channel -> bytes/entries charged) with the totals in
+``rtm:ht`` say how much is held.  All four are bounded by ``history_max_channels``.  Presence:
 ``rtm:p:<channel>`` (a hash: member -> description) and ``rtm:pz:<channel>`` (member -> expiry),
 refreshed by each instance for its own members.
 """
 import json
 import logging
 import time
-from collections import deque
-from typing import Any, Deque, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import gevent
-from gevent.event import Event
 
 from ..exceptions import MissingExtra
 
@@ -29,49 +32,120 @@ except ImportError as error:
     raise MissingExtra("redis://", "redis-py", "redis") from error
 
 from ..pubsub.history import Entry, Snapshot, new_epoch, unexpired
-from .base import BrokerSettings, Deliver, NetworkBroker
+from .base import COMMAND_LATENCY, BrokerSettings, Deliver, HistoryFigures, NetworkBroker
 
 log = logging.getLogger("realtimemagic.broker")
 
 PREFIX = "rtm:"
 PRESENCE_TTL = 60.0      # s: a member not refreshed for this long is gone (its process died)
 PRESENCE_REFRESH = 15.0  # s: how often an instance refreshes its own members
-COMMAND_LATENCY = 0.05   # s: longest wait before the listener sends a (un)subscribe
+INDEX_KEYS = (PREFIX + "hi", PREFIX + "hx", PREFIX + "hb", PREFIX + "hc", PREFIX + "ht")
+# What a channel and an entry are charged besides their text, in bytes (Redis's keys, list
+# nodes and index entries, roughly).
+CHANNEL_COST = 400
+ENTRY_COST = 24
+EXPIRED_PER_CALL = 100  # expired histories dropped by one publish (maintain drops the rest)
 
-# KEYS: epoch, offset, list.  ARGV: redis channel, origin, channel (JSON), message (JSON),
-# size, ttl (s), a new epoch in case there is none, now (ms).
-PUBLISH_WITH_HISTORY = """
-local epoch = redis.call('GET', KEYS[1])
+# The bookkeeping of the history index, shared by both scripts.  KEYS[1..5]: INDEX_KEYS.
+HISTORY_INDEX = """
+local prefix = 'rtm:'
+local function charge(channel, bytes, entries)
+  redis.call('HINCRBY', KEYS[3], channel, bytes)
+  redis.call('HINCRBY', KEYS[4], channel, entries)
+  redis.call('HINCRBY', KEYS[5], 'bytes', bytes)
+  redis.call('HINCRBY', KEYS[5], 'entries', entries)
+end
+local function release(channel)
+  local bytes = tonumber(redis.call('HGET', KEYS[3], channel) or '0')
+  local entries = tonumber(redis.call('HGET', KEYS[4], channel) or '0')
+  redis.call('HDEL', KEYS[3], channel)
+  redis.call('HDEL', KEYS[4], channel)
+  redis.call('HINCRBY', KEYS[5], 'bytes', 0 - bytes)  -- not -bytes: "-0" is no integer
+  redis.call('HINCRBY', KEYS[5], 'entries', 0 - entries)
+  redis.call('ZREM', KEYS[1], channel)
+  redis.call('ZREM', KEYS[2], channel)
+end
+local function drop(channel)
+  release(channel)
+  redis.call('DEL', prefix .. 'e:' .. channel, prefix .. 'n:' .. channel,
+             prefix .. 'h:' .. channel)
+end
+local function drop_expired(now, count)
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, count)
+  for _, channel in ipairs(expired) do drop(channel) end
+  return #expired
+end
+"""
+
+# KEYS: INDEX_KEYS, then epoch, offset, list.  ARGV: redis channel, origin, channel (JSON),
+# message (JSON), size, ttl (s), a new epoch in case there is none, now (ms), channel,
+# history_max_channels, history_max_bytes.
+PUBLISH_WITH_HISTORY = HISTORY_INDEX + """
+local channel = ARGV[9]
+local epoch = redis.call('GET', KEYS[6])
 if not epoch then
   epoch = ARGV[7]
-  redis.call('SET', KEYS[1], epoch)
-  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('SET', KEYS[6], epoch)
+  redis.call('DEL', KEYS[7], KEYS[8])
+  release(channel)  -- what its lost history was charged
+  charge(channel, %(channel_cost)d + 2 * #channel, 0)
 end
-local offset = redis.call('INCR', KEYS[2])
+local offset = redis.call('INCR', KEYS[7])
 local entry = '{"o":"' .. ARGV[2] .. '","c":' .. ARGV[3] .. ',"n":' .. offset .. ',"e":"' ..
   epoch .. '","t":' .. ARGV[8] .. ',"m":' .. ARGV[4] .. '}'
-redis.call('RPUSH', KEYS[3], entry)
-redis.call('LTRIM', KEYS[3], -tonumber(ARGV[5]), -1)
+redis.call('RPUSH', KEYS[8], entry)
+charge(channel, %(entry_cost)d + #entry, 1)
+local excess = redis.call('LLEN', KEYS[8]) - tonumber(ARGV[5])
+if excess > 0 then
+  for _, old in ipairs(redis.call('LRANGE', KEYS[8], 0, excess - 1)) do
+    charge(channel, -%(entry_cost)d - #old, -1)
+  end
+  redis.call('LTRIM', KEYS[8], excess, -1)
+end
+local now = tonumber(ARGV[8])
+redis.call('ZADD', KEYS[1], now, channel)
 local ttl = tonumber(ARGV[6])
 if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-  redis.call('EXPIRE', KEYS[3], ttl)
+  redis.call('ZADD', KEYS[2], now + ttl * 1000, channel)
+  redis.call('EXPIRE', KEYS[6], ttl)
+  redis.call('EXPIRE', KEYS[7], ttl)
+  redis.call('EXPIRE', KEYS[8], ttl)
+else
+  redis.call('ZREM', KEYS[2], channel)
+end
+drop_expired(now, %(expired_per_call)d)
+local max_channels, max_bytes = tonumber(ARGV[10]), tonumber(ARGV[11])
+while redis.call('ZCARD', KEYS[1]) > max_channels or
+    tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0') > max_bytes do
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+  if oldest == nil or oldest == channel then break end
+  drop(oldest)
+  redis.call('HINCRBY', KEYS[5], 'dropped', 1)
 end
 redis.call('PUBLISH', ARGV[1], entry)
 return offset
+""" % {"channel_cost": CHANNEL_COST, "entry_cost": ENTRY_COST,
+       "expired_per_call": EXPIRED_PER_CALL}
+
+# KEYS: INDEX_KEYS.  ARGV: now (ms), most to drop.  Returns channels, entries, bytes, dropped.
+DROP_EXPIRED = HISTORY_INDEX + """
+drop_expired(tonumber(ARGV[1]), tonumber(ARGV[2]))
+local totals = redis.call('HMGET', KEYS[5], 'entries', 'bytes', 'dropped')
+return {redis.call('ZCARD', KEYS[1]), tonumber(totals[1] or '0'), tonumber(totals[2] or '0'),
+        tonumber(totals[3] or '0')}
 """
 
 
 class RedisBroker(NetworkBroker):
+    """Redis pub/sub, with history and presence."""
+
     keeps_history = True
 
     def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
         super().__init__(url, deliver, settings)
-        self._commands: Deque[Tuple[str, str]] = deque()  # (un)subscribe, for the listener
-        self._confirmed: Dict[str, Event] = {}
         self._reader = None  # a client for history and presence queries
         self._members: Dict[Tuple[str, str], str] = {}  # this instance's presence members
+        self._history = HistoryFigures()
 
     def _client(self) -> redis.Redis:
         return redis.Redis.from_url(
@@ -98,11 +172,12 @@ class RedisBroker(NetworkBroker):
 
     def send_history(self, connection: redis.Redis, channel: str, message: Any,
                      options: Any) -> None:
-        connection.eval(PUBLISH_WITH_HISTORY, 3, *self._history_keys(channel),
+        connection.eval(PUBLISH_WITH_HISTORY, 8, *INDEX_KEYS, *self._history_keys(channel),
                         PREFIX + channel, self.origin, json.dumps(channel),
                         json.dumps(message, ensure_ascii=False, separators=(",", ":")),
                         options.history_size, int(options.history_ttl), new_epoch(),
-                        int(time.time() * 1000))
+                        int(time.time() * 1000), channel, self.settings.history_max_channels,
+                        self.settings.history_max_bytes)
 
     @staticmethod
     def _history_keys(channel: str) -> Tuple[str, str, str]:
@@ -115,18 +190,14 @@ class RedisBroker(NetworkBroker):
         pubsub = client.pubsub()
         try:
             pubsub.ping()  # connects, so that a dead server is found here
-            for event in self._confirmed.values():
-                event.clear()
-            self._commands.clear()
-            if self.channels:
-                pubsub.subscribe(*[PREFIX + channel for channel in self.channels])
+            self._listen_to_all(
+                lambda channels: pubsub.subscribe(*[PREFIX + channel for channel in channels]))
             self._came_up()
             while True:
                 # Only this greenlet uses the connection: two greenlets reading it would share
                 # redis-py's parser.  Commands from others wait here, read between messages.
-                while self._commands:
-                    command, redis_channel = self._commands.popleft()
-                    getattr(pubsub, command)(redis_channel)
+                self._send_commands(lambda channel: pubsub.subscribe(PREFIX + channel),
+                                    lambda channel: pubsub.unsubscribe(PREFIX + channel))
                 # get_message pings on its own every health_interval (health_check_interval),
                 # so a half-open connection is found even when nothing is published.
                 message = pubsub.get_message(timeout=COMMAND_LATENCY)
@@ -136,36 +207,12 @@ class RedisBroker(NetworkBroker):
                 if kind == "message":
                     self.received(message["data"])
                 elif kind == "subscribe":
-                    self._confirmation(message["channel"]).set()
+                    self._confirm(_decoded(message["channel"])[len(PREFIX):])
         finally:
             try:
                 pubsub.close()
             except Exception:
                 pass
-
-    def _confirmation(self, redis_channel: Any) -> Event:
-        if isinstance(redis_channel, bytes):
-            redis_channel = redis_channel.decode("utf-8")
-        channel = redis_channel[len(PREFIX):]
-        event = self._confirmed.get(channel)
-        if event is None:
-            event = self._confirmed[channel] = Event()
-        return event
-
-    def _listen(self, channel: str) -> None:
-        self._confirmation(PREFIX + channel).clear()
-        self._commands.append(("subscribe", PREFIX + channel))
-
-    def _unlisten(self, channel: str) -> None:
-        self._confirmed.pop(channel, None)
-        self._commands.append(("unsubscribe", PREFIX + channel))
-
-    def wait_subscribed(self, channel: str, timeout: float) -> bool:
-        """False at once while the broker is down: local clients are served meanwhile, and the
-        subscription is restored on reconnection."""
-        if not self.connected.is_set():
-            return False
-        return self._confirmation(PREFIX + channel).wait(timeout)
 
     # -- history and presence --------------------------------------------------------------
 
@@ -238,5 +285,17 @@ class RedisBroker(NetworkBroker):
             except Exception as error:  # Redis away: the next round tries again
                 log.warning("broker %s: presence refresh failed: %s", self.url_for_logs, error)
 
-    def maintain(self, ttl_of) -> None:
-        """Nothing to do: Redis expires history and presence keys itself."""
+    def maintain(self, ttl_of: Callable[[str], float]) -> None:
+        """Drop the expired histories from the index (Redis expires their keys itself; the
+        expiry of each was written with its last message) and read the figures."""
+        channels, entries, size, dropped = self.reader.eval(
+            DROP_EXPIRED, len(INDEX_KEYS), *INDEX_KEYS, int(time.time() * 1000), 10000)
+        self._history = HistoryFigures(channels, entries, size, dropped)
+
+    def history_figures(self) -> HistoryFigures:
+        """As of the last maintain() (every maintenance_interval)."""
+        return self._history
+
+
+def _decoded(name: Any) -> str:
+    return name.decode("utf-8") if isinstance(name, bytes) else name

@@ -1,9 +1,18 @@
 """Who is subscribed to what, and the fan-out of a publish: encoded once, the same object queued
-to every subscriber.  No I/O and no gevent: subscribers are anything with ``deliver(message)``."""
-from typing import Any, Callable, Dict, Iterable, Optional
+to every subscriber.  No I/O and no gevent: subscribers are anything with ``deliver(message)``.
+
+A delivery may close a subscriber that is too slow (its outbox is full).  What that sets off
+(unsubscribing, which may reach the broker, and the application's close hooks) must not run in
+the middle of the loop over the recipients: the closing side hands it to :meth:`after_fanout`,
+which keeps it until the loop is over.
+"""
+import logging
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from ..sockjs.frames import OutgoingMessage
 from . import protocol
+
+log = logging.getLogger(__name__)
 
 
 class Delivery(OutgoingMessage):
@@ -31,6 +40,19 @@ class ChannelRegistry:
         self._channels: Dict[str, Dict[Any, None]] = {}
         self.on_first = on_first
         self.on_last = on_last
+        self._after: Optional[List[Callable[[], None]]] = None  # a list while fanning out
+
+    @property
+    def fanning_out(self) -> bool:
+        """True inside the loop over a publish's recipients."""
+        return self._after is not None
+
+    def after_fanout(self, work: Callable[[], None]) -> None:
+        """Run ``work`` now or, inside a fan-out, once the loop is over."""
+        if self._after is None:
+            work()
+        else:
+            self._after.append(work)
 
     def subscribe(self, channel: str, subscriber: Any) -> bool:
         """True if ``subscriber`` was not subscribed yet."""
@@ -76,10 +98,24 @@ class ChannelRegistry:
             payload.update(extra)
         outgoing = Delivery(protocol.encode({"action": action, "payload": payload}), channel,
                             extra.get("offset") if extra else None)
-        # A snapshot: a delivery may close a slow subscriber, which unsubscribes it.
+        # A snapshot: a delivery may close a slow subscriber, which unsubscribes it later.
         recipients = tuple(subscribers)
-        for subscriber in recipients:
-            subscriber.deliver(outgoing)
+        if self._after is not None:  # a publish from inside a fan-out: the outer one waits
+            for subscriber in recipients:
+                subscriber.deliver(outgoing)
+            return len(recipients)
+        after: List[Callable[[], None]] = []
+        self._after = after
+        try:
+            for subscriber in recipients:
+                subscriber.deliver(outgoing)
+        finally:
+            self._after = None
+        for work in after:
+            try:
+                work()
+            except Exception:  # one closing subscriber's trouble is not the next one's
+                log.exception("work after a fan-out on %r failed", channel)
         return len(recipients)
 
     def __contains__(self, channel: str) -> bool:
