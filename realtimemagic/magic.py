@@ -67,7 +67,8 @@ class RealTimeMagic(SockJSHandler):
         self.namespaces: Dict[str, NamespaceOptions] = namespaces.parse(self.settings.namespaces)
         #: Counters since start, for /api/stats and /metrics.
         self.counters = {"messages_in": 0, "published": 0, "deliveries": 0, "errors": 0}
-        self.broker: brokers.Broker = brokers.from_url(self.settings.broker, self._deliver, self.settings)
+        self.broker: brokers.Broker = brokers.from_url(self.settings.broker, self._deliver,
+                                                       self.settings)
         self.loop_thread = LoopThread()
         self.connections: Dict[SockJSConnection, Connection] = {}
         self._pool: Optional[Pool] = None

@@ -14,7 +14,7 @@ import time
 import uuid
 from abc import abstractmethod
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Protocol, Set, Tuple
 
 import gevent
 from gevent.event import Event
@@ -24,11 +24,6 @@ from ..exceptions import BadRequest, ConfigError
 from ..pubsub import protocol
 from ..pubsub.history import Snapshot
 from ..pubsub.namespaces import NamespaceOptions
-
-try:
-    from typing import Protocol
-except ImportError:  # pragma: no cover - Python < 3.8 is not supported anyway
-    from typing_extensions import Protocol  # type: ignore
 
 log = logging.getLogger("realtimemagic.broker")
 
@@ -167,7 +162,6 @@ class NetworkBroker(Broker):
     it listens to a channel."""
 
     shared = True
-    keeps_history = False
 
     def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
         self.url = url

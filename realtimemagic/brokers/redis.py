@@ -48,7 +48,7 @@ EXPIRED_PER_CALL = 100  # expired histories dropped by one publish (maintain dro
 
 # The bookkeeping of the history index, shared by both scripts.  KEYS[1..5]: INDEX_KEYS.
 HISTORY_INDEX = """
-local prefix = 'rtm:'
+local prefix = 'rtm:'  -- PREFIX
 local function charge(channel, bytes, entries)
   redis.call('HINCRBY', KEYS[3], channel, bytes)
   redis.call('HINCRBY', KEYS[4], channel, entries)

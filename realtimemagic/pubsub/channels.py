@@ -42,11 +42,6 @@ class ChannelRegistry:
         self.on_last = on_last
         self._after: Optional[List[Callable[[], None]]] = None  # a list while fanning out
 
-    @property
-    def fanning_out(self) -> bool:
-        """True inside the loop over a publish's recipients."""
-        return self._after is not None
-
     def after_fanout(self, work: Callable[[], None]) -> None:
         """Run ``work`` now or, inside a fan-out, once the loop is over."""
         if self._after is None:
