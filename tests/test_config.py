@@ -90,6 +90,8 @@ ROWS = {
                    "cdn.example/sockjs.min.js"),
     "namespaces": ('{"chat": {"presence": true}}', '{"chat": {"presence": true}}', "[1]"),
     "max_connections": ("100", 100, "0"),
+    "history_max_channels": ("500", 500, "0"),
+    "history_max_bytes": ("1048576", 1048576, "-5"),
     "allowed_origins": ("https://a.example, http://127.0.0.1:8000",
                         "https://a.example, http://127.0.0.1:8000", "example.com"),
     "shutdown_timeout": ("0", 0.0, "-1"),
@@ -99,6 +101,7 @@ ROWS = {
     "api_key": ("s3cret-key", "s3cret-key", "two words"),
     "demo": ("1", True, "maybe"),
     "sweep_interval": ("0.5", 0.5, "0"),
+    "maintenance_interval": ("1.5", 1.5, "0"),
 }
 
 
