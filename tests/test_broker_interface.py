@@ -1,7 +1,7 @@
-"""Every broker (memory, redis, postgresql, nats) implements the whole broker interface (realtimemagic.brokers.base.Broker), each
-method by the class itself or explicitly inherited from a broker base, and maintain() runs
-against the real services.  The PostgreSQL broker sends LISTEN/UNLISTEN from its listener
-greenlet only (queued, as the Redis broker does)."""
+"""Every broker (memory, redis, postgresql, nats) implements the whole broker interface
+(realtimemagic.brokers.base.Broker), each method by the class itself or explicitly inherited
+from a broker base, and maintain() runs against the real services.  The PostgreSQL broker sends
+LISTEN/UNLISTEN from its listener greenlet only (queued, as the Redis broker does)."""
 import inspect
 import os
 import re
