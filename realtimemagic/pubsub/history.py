@@ -49,20 +49,21 @@ def unexpired(entries: List[Entry], ttl: float, now: float) -> List[Entry]:
     return [entry for entry in entries if entry.time > now - ttl]
 
 
-def text_cost(text: str) -> int:
-    """Bytes a str of ``text`` takes at most in memory (CPython's compact strings: one byte a
-    character for ASCII, up to four otherwise, plus the object's header)."""
-    return STR_HEADER + len(text) * (1 if text.isascii() else 4)
-
-
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
 # What the memory:// history charges, in bytes, measured on CPython 3.11 (64-bit) with a
 # margin: a channel (its slot in the LRU, its record, its list) and an entry (the tuple, its
 # offset and time), besides the text of the channel name and of the message's JSON.
 STR_HEADER = 80
 CHANNEL_COST = 400
 ENTRY_COST = 160
+SHRINK_FROM = 1024  # channels: below this the table is small enough to keep
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def text_cost(text: str) -> int:
+    """Bytes a str of ``text`` takes at most in memory (CPython's compact strings: one byte a
+    character for ASCII, up to four otherwise, plus the object's header)."""
+    return STR_HEADER + len(text) * (1 if text.isascii() else 4)
 
 
 class ChannelHistory:
@@ -176,5 +177,3 @@ class MemoryHistory:
     def __len__(self) -> int:
         return len(self._channels)
 
-
-SHRINK_FROM = 1024  # channels: below this the table is small enough to keep
