@@ -25,7 +25,8 @@ from .exceptions import ConfigError
 KiB = 1024
 
 #: The URL schemes of the brokers (realtimemagic.brokers).
-BROKER_SCHEMES = ("memory", "redis", "rediss", "unix", "postgresql", "postgres", "nats")
+BROKER_SCHEMES = ("memory", "redis", "rediss", "unix", "redis+sentinel", "postgresql",
+                  "postgres", "nats")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 _ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s:@]+(:[0-9]{1,5})?$", re.IGNORECASE)
@@ -50,7 +51,9 @@ class Settings:
         "(overrides host when given).")
     broker: str = setting(
         "memory://", "Broker connecting several processes: memory:// (one process), "
-        "redis://host:port/db, postgresql://... (a libpq URL) or nats://host:port.")
+        "redis://host:port/db, redis+sentinel://host:26379,host2:26379/service/db (a master "
+        "found through Sentinel), several Redis URLs separated by commas (shards), "
+        "postgresql://... (a libpq URL) or nats://host:port.")
     broker_queue_size: int = setting(
         10000, "Messages waiting to be sent to the broker (while it is slow or down). Past it "
         "the oldest is dropped, counted in the stats and logged.", "messages")
@@ -67,6 +70,10 @@ class Settings:
         10.0, "A session's entry in the broker's session directory lives this long unless the "
         "process holding it refreshes it (every third of it). A process that dies is noticed "
         "within 1.5 times this: its clients get a close or a new session.", "s")
+    broker_sequence_channels: int = setting(
+        100000, "Channels an instance numbers its messages on, so that the others drop "
+        "duplicates and count lost messages; past it the least recently used channel's count "
+        "starts again (a loss across the restart is not counted).", "channels")
     broker_health_interval: float = setting(
         10.0, "A quiet broker connection is checked (PING, SELECT 1) this often, so that a "
         "half-open connection is found.", "s")
@@ -178,7 +185,8 @@ class Settings:
         for name in ("response_limit", "max_message_size", "max_frame_size",
                      "outbox_max_frames", "outbox_max_bytes", "max_subscriptions",
                      "hook_pool_size", "max_pending_messages", "broker_queue_size",
-                     "max_connections", "history_max_channels", "history_max_bytes"):
+                     "max_connections", "history_max_channels", "history_max_bytes",
+                     "broker_sequence_channels"):
             if getattr(self, name) < 1:
                 raise ConfigError("%s must be at least 1, got %r" % (name, getattr(self, name)))
         if self.shutdown_timeout < 0:
@@ -204,6 +212,7 @@ class Settings:
         scheme = self.broker.partition("://")[0].lower()
         if "://" not in self.broker or scheme not in BROKER_SCHEMES:
             raise ConfigError("unsupported broker %r: use memory://, redis://host:port/db, "
+                              "redis+sentinel://host:26379/service, "
                               "postgresql://user@host/db or nats://host:4222" % self.broker)
         for origin in self.allowed_origins.split(","):
             origin = origin.strip().rstrip("/")

@@ -12,6 +12,14 @@ from .incidents import incidents
 from .runtime.wsgi_server import half_open
 
 STARTED = time.time()
+BROKER_COUNTERS = (
+    ("reconnects", "Broker reconnections"),
+    ("outages", "Times the broker connection was lost"),
+    ("dropped", "Messages dropped from the full broker queue, never sent to other instances"),
+    ("publish_failed", "Sends to the broker that failed, sent again after reconnecting"),
+    ("lost", "Messages of other instances that never arrived here (gaps in their numbers)"),
+    ("duplicates", "Messages the broker carried twice, delivered once"),
+    ("too_large", "Messages over the NATS server's max_payload, not sent to other instances"))
 
 
 def monitor_status(monitor: Any) -> Dict[str, Any]:
@@ -99,10 +107,10 @@ class StatsCollector:
         link = current["broker"]
         yield GaugeMetricFamily("realtimemagic_broker_connected", "1 when the broker is connected",
                                 value=1 if link.get("state") == "connected" else 0)
-        for name in ("reconnects", "outages", "dropped", "too_large"):
+        for name, help_text in BROKER_COUNTERS:
             if name in link:
-                yield CounterMetricFamily("realtimemagic_broker_" + name,
-                                          "Broker " + name.replace("_", " "), value=link[name])
+                yield CounterMetricFamily("realtimemagic_broker_" + name, help_text,
+                                          value=link[name])
         kept = current["history"]
         for name, help_text in (("channels", "Channels with a history"),
                                 ("entries", "Messages kept in histories"),

@@ -69,6 +69,7 @@ ROWS = {
     "broker_reconnect_max": ("60", 60.0, "0"),
     "routing": ("false", False, "maybe"),
     "routing_ttl": ("4", 4.0, "0"),
+    "broker_sequence_channels": ("1000", 1000, "0"),
     "broker_health_interval": ("2.5", 2.5, "soon"),
     "heartbeat_interval": ("10", 10.0, "0"),
     "disconnect_delay": ("3", 3.0, "nan"),

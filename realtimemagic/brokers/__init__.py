@@ -1,6 +1,7 @@
 """Brokers connect the processes that share channels, selected by URL (SPEC section 7):
-``memory://`` (one process), ``redis://`` (Redis pub/sub), ``postgresql://`` (LISTEN/NOTIFY),
-``nats://`` (NATS subjects).
+``memory://`` (one process), ``redis://`` (Redis pub/sub), ``redis+sentinel://`` (the same,
+through the master Sentinel names), several Redis URLs separated by commas (channels sharded
+over them), ``postgresql://`` (LISTEN/NOTIFY), ``nats://`` (NATS subjects).
 
 Each implements :class:`realtimemagic.brokers.base.Broker`; a new broker subclasses it (a
 networked one :class:`~realtimemagic.brokers.base.NetworkBroker`) and gets its scheme here."""
@@ -12,6 +13,9 @@ from .memory import MemoryBroker
 
 __all__ = ["Broker", "BrokerSettings", "MemoryBroker", "from_url"]
 
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
+
+
 
 def from_url(url: str, deliver: Callable[..., int], settings: Any = None) -> Broker:
     """The broker for ``url``; ``deliver(channel, message)`` hands a message to this process's
@@ -20,7 +24,11 @@ def from_url(url: str, deliver: Callable[..., int], settings: Any = None) -> Bro
     broker_settings = BrokerSettings.from_config(settings) if settings else BrokerSettings()
     if scheme == "memory":
         return MemoryBroker(deliver, broker_settings)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in REDIS_SCHEMES:
+        from ..redis_urls import split_shards
+        shards = split_shards(url)
+        if len(shards) > 1:
+            return _sharded(shards, deliver, broker_settings)
         from .redis import RedisBroker
         return RedisBroker(url, deliver, broker_settings)
     if scheme in ("postgresql", "postgres"):
@@ -29,5 +37,17 @@ def from_url(url: str, deliver: Callable[..., int], settings: Any = None) -> Bro
     if scheme == "nats":
         from .nats import NatsBroker
         return NatsBroker(url, deliver, broker_settings)
-    raise ConfigError("unsupported broker %r: use memory://, redis://, postgresql:// or nats://"
-                      % url)
+    raise ConfigError("unsupported broker %r: use memory://, redis://, redis+sentinel://, "
+                      "postgresql:// or nats://" % url)
+
+
+def _sharded(urls, deliver, settings):
+    from .sharded import ShardedRedisBroker
+    for url in urls:
+        if url.split("://", 1)[0].lower() not in REDIS_SCHEMES:
+            raise ConfigError("a list of broker URLs shards channels over Redis servers: each "
+                              "is redis://, rediss://, unix:// or redis+sentinel://, not %r"
+                              % url.split("://", 1)[0])
+    if len(set(urls)) != len(urls):
+        raise ConfigError("a Redis shard is listed twice in the broker URL")
+    return ShardedRedisBroker(urls, deliver, settings)

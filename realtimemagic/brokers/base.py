@@ -6,7 +6,9 @@ LISTEN/SUBSCRIBE commands only the listener sends, and the counters the stats sh
 A message published on one instance is delivered to that instance's subscribers at once (so a
 broker outage does not silence local channels) and sent through the broker to the others, which
 deliver it; an instance skips its own messages when they come back.  Each subscriber therefore
-gets each message once.
+gets each message once.  The envelopes are numbered (:mod:`.sequence`): a message that the broker
+carries twice (sent again after a connection broke) is delivered once, and what an instance
+misses is counted (``lost``).
 """
 import json
 import logging
@@ -24,6 +26,7 @@ from ..exceptions import BadRequest, ConfigError
 from ..pubsub import protocol
 from ..pubsub.history import Snapshot
 from ..pubsub.namespaces import NamespaceOptions
+from .sequence import Arrivals, Numbers, Sequencer
 
 log = logging.getLogger("realtimemagic.broker")
 
@@ -127,6 +130,7 @@ class Outgoing(NamedTuple):
     channel: str
     message: Any
     options: Any = None  # the namespace options of a history message
+    numbers: Optional[Numbers] = None
 
 
 class BrokerSettings:
@@ -135,19 +139,22 @@ class BrokerSettings:
     def __init__(self, queue_size: int = 10000, reconnect_min: float = 0.5,
                  reconnect_max: float = 30.0, health_interval: float = 10.0,
                  history_max_channels: int = 100000,
-                 history_max_bytes: int = 32 * 1024 * 1024) -> None:
+                 history_max_bytes: int = 32 * 1024 * 1024,
+                 sequence_channels: int = 100000) -> None:
         self.queue_size = queue_size
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self.health_interval = health_interval
         self.history_max_channels = history_max_channels
         self.history_max_bytes = history_max_bytes
+        self.sequence_channels = sequence_channels
 
     @classmethod
     def from_config(cls, settings) -> "BrokerSettings":
         return cls(settings.broker_queue_size, settings.broker_reconnect_min,
                    settings.broker_reconnect_max, settings.broker_health_interval,
-                   settings.history_max_channels, settings.history_max_bytes)
+                   settings.history_max_channels, settings.history_max_bytes,
+                   settings.broker_sequence_channels)
 
 
 COMMAND_LATENCY = 0.05  # s: longest wait before the listener sends a queued (un)subscribe
@@ -179,9 +186,12 @@ class NetworkBroker(Broker):
         self._outgoing_ready = Event()
         self._greenlets: List[gevent.Greenlet] = []
         self.connected = Event()
+        self.sequence = Sequencer(settings.sequence_channels)
+        self.arrivals = Arrivals()
         self.counters: Dict[str, Any] = {
-            "published": 0, "received": 0, "dropped": 0, "reconnects": 0, "outages": 0,
-            "outage_seconds": 0.0, "last_error": None}
+            "published": 0, "received": 0, "dropped": 0, "publish_failed": 0, "lost": 0,
+            "duplicates": 0, "reconnects": 0, "outages": 0, "outage_seconds": 0.0,
+            "last_error": None}
         self._down_since: Optional[float] = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -239,17 +249,17 @@ class NetworkBroker(Broker):
         (``options.history``) the broker gives the offset, so nothing is delivered here before
         the message comes back from it."""
         if options is not None and options.history:
-            self._queue(Outgoing("history", channel, message, options))
+            self._queue("history", channel, message, options)
         else:
             self.deliver(channel, message)
-            self._queue(Outgoing("message", channel, message))
+            self._queue("message", channel, message)
 
     def publish_event(self, channel: str, action: str, client: Any) -> None:
         """A join or leave event for ``channel``'s subscribers, here and elsewhere."""
         self.deliver(channel, client, action)
-        self._queue(Outgoing(action, channel, client))
+        self._queue(action, channel, client)
 
-    def _queue(self, item: "Outgoing") -> None:
+    def _queue(self, kind: str, channel: str, message: Any, options: Any = None) -> None:
         """A full queue (the broker is down or slow for long) drops the oldest message not yet
         sent, counts it and logs it."""
         if len(self.outgoing) >= self.settings.queue_size:
@@ -258,7 +268,8 @@ class NetworkBroker(Broker):
             if self.counters["dropped"] in (1, 10, 100) or self.counters["dropped"] % 1000 == 0:
                 log.error("broker %s: outgoing queue full, %d messages not sent to other "
                           "instances", self.url_for_logs, self.counters["dropped"])
-        self.outgoing.append(item)
+        self.outgoing.append(Outgoing(kind, channel, message, options,
+                                      self.sequence.next(channel)))
         self._outgoing_ready.set()
 
     def wait_connected(self, timeout: float) -> bool:
@@ -279,6 +290,7 @@ class NetworkBroker(Broker):
 
     def unsubscribe(self, channel: str) -> None:
         self.channels.discard(channel)
+        self.arrivals.forget(channel)
         self._unlisten(channel)
 
     # -- the listener's commands -----------------------------------------------------------
@@ -340,19 +352,25 @@ class NetworkBroker(Broker):
             item = self.outgoing.popleft()
             try:
                 if item.kind == "history":
-                    self.send_history(connection, item.channel, item.message, item.options)
+                    self.send_history(connection, item)
                 else:
                     self.send_payload(connection, item.channel, self.envelope(
-                        item.channel, item.message, item.kind))
+                        item.channel, item.message, item.kind, item.numbers))
             except Exception:
-                self.outgoing.appendleft(item)  # sent again after reconnecting
+                # Sent again after reconnecting, with the same numbers: if it did reach the
+                # broker, receivers drop the second copy.
+                self.outgoing.appendleft(item)
+                self.counters["publish_failed"] += 1
                 raise
             self.counters["published"] += 1
 
-    def envelope(self, channel: str, message: Any, action: str = "message") -> str:
+    def envelope(self, channel: str, message: Any, action: str = "message",
+                 numbers: Optional[Numbers] = None) -> str:
         envelope = {"o": self.origin, "c": channel, "m": message}
         if action != "message":
             envelope["a"] = action
+        if numbers is not None:
+            envelope["s"], envelope["k"] = numbers
         return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
 
     def parse_envelope(self, data: Any) -> Optional[Dict[str, Any]]:
@@ -375,12 +393,21 @@ class NetworkBroker(Broker):
         channel = envelope["c"]
         if channel not in self.channels or "m" not in envelope:
             return
+        if "n" not in envelope and envelope["o"] == self.origin:
+            return
+        fresh, lost = self.arrivals.check(channel, envelope["o"], numbers_of(envelope))
+        if lost:
+            self.counters["lost"] += lost
+            log.warning("broker %s: %d messages on %r never arrived", self.url_for_logs, lost,
+                        channel)
+        if not fresh:
+            self.counters["duplicates"] += 1
+            return
+        self.counters["received"] += 1
         if "n" in envelope:
-            self.counters["received"] += 1
             self.deliver(channel, envelope["m"], "message",
                          {"offset": envelope["n"], "epoch": envelope["e"]})
-        elif envelope["o"] != self.origin:
-            self.counters["received"] += 1
+        else:
             self.deliver(channel, envelope["m"], envelope.get("a", "message"))
 
     def received(self, data: Any) -> None:
@@ -399,7 +426,7 @@ class NetworkBroker(Broker):
     def send_payload(self, connection: Any, channel: str, payload: str) -> None:
         raise NotImplementedError
 
-    def send_history(self, connection: Any, channel: str, message: Any, options: Any) -> None:
+    def send_history(self, connection: Any, item: Outgoing) -> None:
         raise NotImplementedError("%s keeps no history" % type(self).__name__)
 
     def _listen_forever(self) -> None:
@@ -428,3 +455,10 @@ class WithoutHistory:
     def _not_kept(self, channel: str) -> ConfigError:
         return ConfigError("%r wants history or presence, which the broker %s does not keep: "
                            "use redis://" % (channel, self.url_for_logs))
+
+
+def numbers_of(envelope: Dict[str, Any]) -> Optional[Numbers]:
+    sent, on_channel = envelope.get("s"), envelope.get("k")
+    if type(sent) is int and type(on_channel) is int:
+        return Numbers(sent, on_channel)
+    return None  # from a sender that does not number its messages

@@ -16,6 +16,11 @@ recently published channel first, ``rtm:hx`` (channel -> expiry) the expired one
 ``rtm:ht`` say how much is held.  All four are bounded by ``history_max_channels``.  Presence:
 ``rtm:p:<channel>`` (a hash: member -> description) and ``rtm:pz:<channel>`` (member -> expiry),
 refreshed by each instance for its own members.
+
+With a ``redis+sentinel://`` URL (:mod:`realtimemagic.redis_urls`) every connection asks the
+sentinels for the master when it opens, so after a failover the reconnecting listener and
+publisher reach the new master; the listener subscribes again, the publisher sends what was
+queued meanwhile (numbered: a message that reached the old master too is delivered once).
 """
 import json
 import logging
@@ -31,8 +36,10 @@ try:
 except ImportError as error:
     raise MissingExtra("redis://", "redis-py", "redis") from error
 
+from .. import redis_urls
 from ..pubsub.history import Entry, Snapshot, new_epoch, unexpired
-from .base import COMMAND_LATENCY, BrokerSettings, Deliver, HistoryFigures, NetworkBroker
+from .base import (COMMAND_LATENCY, BrokerSettings, Deliver, HistoryFigures, NetworkBroker,
+                   Outgoing)
 
 log = logging.getLogger("realtimemagic.broker")
 
@@ -79,7 +86,7 @@ end
 
 # KEYS: INDEX_KEYS, then epoch, offset, list.  ARGV: redis channel, origin, channel (JSON),
 # message (JSON), size, ttl (s), a new epoch in case there is none, now (ms), channel,
-# history_max_channels, history_max_bytes.
+# history_max_channels, history_max_bytes, the sender's two numbers (brokers/sequence.py).
 PUBLISH_WITH_HISTORY = HISTORY_INDEX + """
 local channel = ARGV[9]
 local epoch = redis.call('GET', KEYS[6])
@@ -92,7 +99,8 @@ if not epoch then
 end
 local offset = redis.call('INCR', KEYS[7])
 local entry = '{"o":"' .. ARGV[2] .. '","c":' .. ARGV[3] .. ',"n":' .. offset .. ',"e":"' ..
-  epoch .. '","t":' .. ARGV[8] .. ',"m":' .. ARGV[4] .. '}'
+  epoch .. '","t":' .. ARGV[8] .. ',"s":' .. ARGV[12] .. ',"k":' .. ARGV[13] .. ',"m":' ..
+  ARGV[4] .. '}'
 redis.call('RPUSH', KEYS[8], entry)
 charge(channel, %(entry_cost)d + #entry, 1)
 local excess = redis.call('LLEN', KEYS[8]) - tonumber(ARGV[5])
@@ -148,7 +156,7 @@ class RedisBroker(NetworkBroker):
         self._history = HistoryFigures()
 
     def _client(self) -> redis.Redis:
-        return redis.Redis.from_url(
+        return redis_urls.client(
             self.url, socket_keepalive=True, socket_connect_timeout=5,
             health_check_interval=self.settings.health_interval,
             client_name="realtimemagic-broker")
@@ -170,14 +178,14 @@ class RedisBroker(NetworkBroker):
     def send_payload(self, connection: redis.Redis, channel: str, payload: str) -> None:
         connection.publish(PREFIX + channel, payload)
 
-    def send_history(self, connection: redis.Redis, channel: str, message: Any,
-                     options: Any) -> None:
+    def send_history(self, connection: redis.Redis, item: Outgoing) -> None:
+        channel, options = item.channel, item.options
         connection.eval(PUBLISH_WITH_HISTORY, 8, *INDEX_KEYS, *self._history_keys(channel),
                         PREFIX + channel, self.origin, json.dumps(channel),
-                        json.dumps(message, ensure_ascii=False, separators=(",", ":")),
+                        json.dumps(item.message, ensure_ascii=False, separators=(",", ":")),
                         options.history_size, int(options.history_ttl), new_epoch(),
                         int(time.time() * 1000), channel, self.settings.history_max_channels,
-                        self.settings.history_max_bytes)
+                        self.settings.history_max_bytes, *item.numbers)
 
     @staticmethod
     def _history_keys(channel: str) -> Tuple[str, str, str]:

@@ -25,11 +25,10 @@ import logging
 import socket
 import time
 from typing import Any, Callable, Dict, Hashable, Iterable, List, NamedTuple, Optional, Tuple
-from urllib.parse import urlsplit, urlunsplit
 
 from gevent import monkey
 
-from ..exceptions import MissingExtra
+from ..exceptions import ConfigError, MissingExtra
 
 try:
     import redis
@@ -38,6 +37,7 @@ try:
 except ImportError as error:
     raise MissingExtra("RedisMonitor", "redis-py", "redis") from error
 
+from .. import redis_urls
 from .base import TCP_KEEPALIVE_PROBES, ConnectionLost, Monitor, MonitorError, MonitorFunction
 
 log = logging.getLogger("realtimemagic.monitors")
@@ -58,7 +58,8 @@ class RedisMessage(NamedTuple):
 
 class RedisMonitor(Monitor):
     """One pub/sub connection for the channels and patterns of its functions.  ``url`` is a
-    redis:// (or rediss://, unix://) URL; ``client_name`` is used when the URL has none.  The
+    redis:// (or rediss://, unix://) URL, or a redis+sentinel:// URL (each reconnection asks
+    the sentinels for the master, so the monitor follows a failover); ``client_name`` is used when the URL has none.  The
     other keywords are the supervision timings of :class:`~realtimemagic.monitors.base.Monitor`.
     """
 
@@ -67,8 +68,11 @@ class RedisMonitor(Monitor):
 
     def __init__(self, url: str = DEFAULT_URL, *, client_name: str = CLIENT_NAME,
                  **timings: float) -> None:
+        if len(redis_urls.split_shards(url)) > 1:
+            raise ConfigError("a RedisMonitor listens to one Redis server, not a list: %s"
+                              % redis_urls.without_password(url))
         self.url = url
-        super().__init__(_without_password(url), **timings)
+        super().__init__(redis_urls.without_password(url), **timings)
         self.client_name = client_name
         self._client: Optional[redis.Redis] = None
 
@@ -106,7 +110,7 @@ class RedisMonitor(Monitor):
                                "realtimemagic.patch_all() first thing (rtm-serve does), or "
                                "redis-py would stop the whole server while it waits")
         if self._client is None:
-            self._client = redis.Redis.from_url(self.url, **self._connection_options())
+            self._client = redis_urls.client(self.url, **self._connection_options())
         return self._client.pubsub(ignore_subscribe_messages=False)
 
     def _subscribe(self, pubsub: Any, keys: List[Hashable]) -> None:
@@ -180,14 +184,6 @@ def _message(channel: str, data: Any, pattern: Optional[str]) -> RedisMessage:
     raw = data if isinstance(data, bytes) else str(data).encode("utf-8")
     return RedisMessage(channel, raw.decode("utf-8", "replace"), pattern, raw)
 
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc="%s:***@%s" % (user, netloc)))
 
 
 __all__ = ["RedisMonitor", "RedisMessage", "MonitorFunction", "DEFAULT_URL", "CLIENT_NAME"]
