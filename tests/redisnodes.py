@@ -1,13 +1,15 @@
 """Redis servers of a test's own on free ports: plain servers (shards), and a Sentinel group
 (a master, a replica, three sentinels that fail over one second after the master stops
 answering).  Everything started here is stopped at the end of the ``with`` block."""
+import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import time
 from contextlib import contextmanager
-from typing import Iterator, List
+from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 from conftest import free_port, need, wait_for_port
 
@@ -153,3 +155,70 @@ def sentinel_group(directory) -> Iterator[SentinelGroup]:
     finally:
         for node in reversed(nodes):
             node.stop()
+
+
+class Failover(NamedTuple):
+    """What a steady publish through a failover showed (times: time.monotonic())."""
+    sent: int
+    arrivals: List[Tuple[float, int]]  # (arrival time, message number), in arrival order
+    killed: float
+    promoted: float
+
+    @property
+    def numbers(self) -> List[int]:
+        return [n for _, n in self.arrivals]
+
+    @property
+    def lost(self) -> int:
+        return self.sent - len(set(self.numbers))
+
+    def resumed(self, first_after_kill: int) -> Optional[float]:
+        """When the first message published after the kill arrived."""
+        return next((when for when, n in self.arrivals
+                     if when > self.killed and n >= first_after_kill), None)
+
+    def longest_gap(self) -> float:
+        return max(later[0] - earlier[0] for earlier, later in
+                   zip(self.arrivals, self.arrivals[1:]))
+
+
+def publish_through_failover(group: SentinelGroup, sender, receiver, channel: str, rate: int,
+                             before_kill: int, after_promotion: float) -> Failover:
+    """Publish {"n": 0, 1, ...} on ``channel`` through ``sender`` at ``rate`` a second; kill
+    the master after ``before_kill`` messages; go on until ``after_promotion`` seconds after the
+    sentinels name the new master; collect what ``receiver`` gets, until the last message
+    arrives (or 15 s), and one more second for anything late or twice."""
+    arrivals: List[Tuple[float, int]] = []
+    sent = 0
+    killed = promoted = stop_at = None
+    started = time.monotonic()
+    while stop_at is None or time.monotonic() < stop_at:
+        sender.publish(channel, {"n": sent})
+        sent += 1
+        if sent == before_kill:
+            killed = group.kill_master()
+        if killed is not None and promoted is None and group.promoted():
+            promoted = time.monotonic()
+            stop_at = promoted + after_promotion
+        if time.monotonic() - started > 60:
+            raise AssertionError("no failover within 60 s")
+        _drain(receiver, arrivals)
+        time.sleep(max(0.0, started + sent / rate - time.monotonic()))
+    deadline = time.monotonic() + 15
+    while (not arrivals or arrivals[-1][1] != sent - 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        _drain(receiver, arrivals)
+    time.sleep(1.0)
+    _drain(receiver, arrivals)
+    return Failover(sent, arrivals, killed, promoted)
+
+
+def _drain(client, arrivals: List[Tuple[float, int]]) -> None:
+    while True:
+        try:
+            item = client.inbox.get_nowait()
+        except queue.Empty:
+            return
+        message = json.loads(item)
+        if message.get("action") == "message":
+            arrivals.append((time.monotonic(), message["payload"]["message"]["n"]))

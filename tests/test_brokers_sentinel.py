@@ -12,7 +12,7 @@ import pytest
 
 from clients import WebSocketClient
 from conftest import free_port
-from redisnodes import sentinel_group
+from redisnodes import publish_through_failover, sentinel_group
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -48,18 +48,6 @@ def metrics(server):
             for sample in family.samples if not sample.labels}
 
 
-def drain(client, arrivals):
-    """Move what the client received into ``arrivals`` as (time, message number)."""
-    while True:
-        try:
-            item = client.inbox.get_nowait()
-        except queue.Empty:
-            return
-        message = json.loads(item)
-        if message.get("action") == "message":
-            arrivals.append((time.monotonic(), message["payload"]["message"]["n"]))
-
-
 def request(client, action, payload):
     request_id = uuid.uuid4().hex[:8]
     client.send({"action": action, "payload": payload, "id": request_id})
@@ -81,41 +69,21 @@ def test_master_killed_during_a_steady_publish(tmp_path, start_server, queue_siz
         receiver.subscribed(channel)
         sender.subscribed("sync-" + channel)  # A is connected too
 
-        arrivals, sent = [], 0
-        killed = promoted = stop_at = None
-        started = time.monotonic()
-        while stop_at is None or time.monotonic() < stop_at:
-            sender.publish(channel, {"n": sent})
-            sent += 1
-            if sent == BEFORE_KILL:
-                killed = group.kill_master()
-            if killed is not None and promoted is None and group.promoted():
-                promoted = time.monotonic()
-                stop_at = promoted + AFTER_PROMOTION
-            assert time.monotonic() - started < 60, "no failover within 60 s"
-            drain(receiver, arrivals)
-            time.sleep(max(0.0, started + sent / RATE - time.monotonic()))
-        deadline = time.monotonic() + 15
-        while (not arrivals or arrivals[-1][1] != sent - 1) and time.monotonic() < deadline:
-            time.sleep(0.05)
-            drain(receiver, arrivals)
-        time.sleep(1.0)  # anything late, or twice
-        drain(receiver, arrivals)
-
-        numbers = [n for _, n in arrivals]
+        run = publish_through_failover(group, sender, receiver, channel, RATE, BEFORE_KILL,
+                                       AFTER_PROMOTION)
+        numbers = run.numbers
         assert len(numbers) == len(set(numbers)), "a message was delivered twice"
         assert numbers == sorted(numbers), "out of order"
-        assert numbers[-1] == sent - 1, "the last message never arrived"
-        resumed = next(when for when, n in arrivals if when > killed and n >= BEFORE_KILL)
-        gap = max(later[0] - earlier[0] for earlier, later in zip(arrivals, arrivals[1:]))
-        lost = sent - len(numbers)
+        assert numbers[-1] == run.sent - 1, "the last message never arrived"
+        resumed, promoted, lost = run.resumed(BEFORE_KILL), run.promoted, run.lost
         stats_a, stats_b = broker_stats(a), broker_stats(b)
         print("\nsentinel failover: %d published at %d/s; promoted %.2f s after the kill; "
               "delivery resumed %.2f s after the promotion; longest delivery gap %.2f s; "
               "lost %d (B counted %d), duplicates dropped by B %d; A: publish_failed %d, "
-              "dropped %d" % (sent, RATE, promoted - killed, resumed - promoted, gap, lost,
-                              stats_b["lost"], stats_b["duplicates"],
-                              stats_a["publish_failed"], stats_a["dropped"]))
+              "dropped %d" % (run.sent, RATE, promoted - run.killed, resumed - promoted,
+                              run.longest_gap(), lost, stats_b["lost"],
+                              stats_b["duplicates"], stats_a["publish_failed"],
+                              stats_a["dropped"]))
         assert resumed - promoted < RESUME_BOUND
         assert stats_b["lost"] == lost, "the stats' count differs from what was lost"
         assert metrics(b)["realtimemagic_broker_lost_total"] == lost
@@ -185,5 +153,13 @@ def test_history_presence_and_monitor_follow_a_failover(tmp_path, start_server):
         request(there, "subscribe", {"channel": room})
         assert len(request(here, "presence", {"channel": room})["clients"]) == 2
         assert new_master.exists("rtm:p:" + room)
+
+        # The Publisher helper finds the new master too.
+        from realtimemagic.publisher import Publisher
+        publisher = Publisher(group.url)
+        publisher.publish(room, {"via": "publisher"})
+        assert there.expect(lambda m: m.get("action") == "message")["payload"]["message"] == {
+            "via": "publisher"}
+        publisher.close()
         for client in (writer, events, back, here, there):
             client.close()

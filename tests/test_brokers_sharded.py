@@ -94,6 +94,18 @@ def test_a_thousand_channels_over_three_shards_exactly_once(start_server, shards
     print("\nreceived by B per shard: %s" % [shard["received"] for shard in broker["shards"]])
     assert broker["received"] == CHANNELS and all(s["received"] for s in broker["shards"])
     assert broker["state"] == "connected" and broker["lost"] == broker["duplicates"] == 0
+
+    # The Publisher helper places channels as the instances do.
+    from realtimemagic.publisher import Publisher
+    publisher_helper = Publisher(",".join(node.url for node in shards))
+    for index in range(3):
+        channel = next(name for name in channels if shard_index(name, 3) == index)
+        publisher_helper.publish(channel, "helper")
+        for client, group in subscribers:
+            if channel in group:
+                assert client.expect(lambda m: m.get("action") == "message")["payload"] == {
+                    "channel": channel, "message": "helper"}
+    publisher_helper.close()
     for client, _ in subscribers:
         client.close()
     publisher.close()

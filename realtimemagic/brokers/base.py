@@ -129,8 +129,8 @@ class Outgoing(NamedTuple):
     kind: str  # "message", "history", "join", "leave"
     channel: str
     message: Any
+    numbers: Numbers
     options: Any = None  # the namespace options of a history message
-    numbers: Optional[Numbers] = None
 
 
 class BrokerSettings:
@@ -169,6 +169,7 @@ class NetworkBroker(Broker):
     it listens to a channel."""
 
     shared = True
+    batch_size = 1  # messages the publisher sends at a time
 
     def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
         self.url = url
@@ -268,8 +269,8 @@ class NetworkBroker(Broker):
             if self.counters["dropped"] in (1, 10, 100) or self.counters["dropped"] % 1000 == 0:
                 log.error("broker %s: outgoing queue full, %d messages not sent to other "
                           "instances", self.url_for_logs, self.counters["dropped"])
-        self.outgoing.append(Outgoing(kind, channel, message, options,
-                                      self.sequence.next(channel)))
+        self.outgoing.append(Outgoing(kind, channel, message, self.sequence.next(channel),
+                                      options))
         self._outgoing_ready.set()
 
     def wait_connected(self, timeout: float) -> bool:
@@ -349,20 +350,29 @@ class NetworkBroker(Broker):
                 self._outgoing_ready.wait(self.settings.health_interval)
                 if not self.outgoing:
                     self._ping_publisher(connection)
-            item = self.outgoing.popleft()
+            batch = [self.outgoing.popleft()
+                     for _ in range(min(self.batch_size, len(self.outgoing)))]
             try:
-                if item.kind == "history":
-                    self.send_history(connection, item)
-                else:
-                    self.send_payload(connection, item.channel, self.envelope(
-                        item.channel, item.message, item.kind, item.numbers))
+                self.send_batch(connection, batch)
             except Exception:
-                # Sent again after reconnecting, with the same numbers: if it did reach the
-                # broker, receivers drop the second copy.
-                self.outgoing.appendleft(item)
-                self.counters["publish_failed"] += 1
+                # Sent again after reconnecting, with the same numbers: what did reach the
+                # broker is dropped by the receivers as a duplicate.
+                self.outgoing.extendleft(reversed(batch))
+                self.counters["publish_failed"] += len(batch)
                 raise
-            self.counters["published"] += 1
+            self.counters["published"] += len(batch)
+
+    def send_batch(self, connection: Any, items: List[Outgoing]) -> None:
+        """Send ``items`` in order (at most ``batch_size``; a subclass may pipeline them)."""
+        for item in items:
+            self.send_item(connection, item)
+
+    def send_item(self, connection: Any, item: Outgoing) -> None:
+        if item.kind == "history":
+            self.send_history(connection, item)
+        else:
+            self.send_payload(connection, item.channel, self.envelope(
+                item.channel, item.message, item.kind, item.numbers))
 
     def envelope(self, channel: str, message: Any, action: str = "message",
                  numbers: Optional[Numbers] = None) -> str:
