@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Cross-instance figures of the Redis brokers, one run (about two minutes; every wait bounded), written into the "Redis brokers" section of BENCHMARKS.md and
+"""Cross-instance figures of the Redis brokers, one run (about two minutes; every wait is
+bounded), written into the "Redis brokers" section of BENCHMARKS.md and
 bench/results/brokers.json:
 
 1. the publish rate one instance sustains towards another through one Redis server, and
@@ -15,6 +16,7 @@ Every Redis server, sentinel and instance is started here on free ports and stop
     python3 bench/brokers.py [--burst 20000] [--bursts 3] [--no-write]
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -51,25 +53,9 @@ def instance(stack, directory, broker, *flags, application="realtimemagic.magic:
                                 "--api-port", str(api_port), "--rate-limit", "1000000",
                                 "--max-subscriptions", str(CHANNELS + 1),
                                 "--broker-queue-size", "10000000", *flags)
-    server = stack.enter(run_process(command, port, directory, name="rtm"))
+    server = stack.enter_context(run_process(command, port, directory, name="rtm"))
     server.api = "http://127.0.0.1:%d" % api_port
     return server
-
-
-class Stack:
-    """Context managers entered one by one, left in reverse order."""
-
-    def __init__(self):
-        self.contexts = []
-
-    def enter(self, context):
-        value = context.__enter__()
-        self.contexts.append(context)
-        return value
-
-    def close(self):
-        while self.contexts:
-            self.contexts.pop().__exit__(None, None, None)
 
 
 def cpu_seconds(pid):
@@ -82,9 +68,8 @@ def cpu_seconds(pid):
 def publish_rate(directory, shard_count, burst, bursts):
     """The median over ``bursts`` bursts of how fast B's broker receives ``burst`` messages that
     A publishes as fast as it can."""
-    stack = Stack()
-    try:
-        shards = stack.enter(redis_shards(directory, shard_count))
+    with contextlib.ExitStack() as stack:
+        shards = stack.enter_context(redis_shards(directory, shard_count))
         broker = ",".join(node.url for node in shards)
         a = instance(stack, directory, broker, application="bench.brokerapp:rtm")
         b = instance(stack, directory, broker)
@@ -109,8 +94,6 @@ def publish_rate(directory, shard_count, burst, bursts):
         median = sorted(runs, key=lambda run: run["received_per_s"])[len(runs) // 2]
         return {"shards": shard_count, "received_per_s": median["received_per_s"],
                 "median_run": median, "runs": runs}
-    finally:
-        stack.close()
 
 
 def one_burst(a, b, publisher, channels, count, pids):
@@ -139,9 +122,8 @@ def _discard(client):
 
 
 def failover_gap(directory):
-    stack = Stack()
-    try:
-        group = stack.enter(sentinel_group(directory))
+    with contextlib.ExitStack() as stack:
+        group = stack.enter_context(sentinel_group(directory))
         flags = ("--broker-reconnect-min", "0.1", "--broker-reconnect-max", "1",
                  "--broker-health-interval", "1")
         a = instance(stack, directory, group.url, *flags)
@@ -158,8 +140,6 @@ def failover_gap(directory):
                 "longest_gap_s": round(run.longest_gap(), 2), "lost": run.lost,
                 "lost_counted_by_b": counted["lost"],
                 "delivered_twice": len(run.numbers) - len(set(run.numbers))}
-    finally:
-        stack.close()
 
 
 def section(results):

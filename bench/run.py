@@ -727,6 +727,19 @@ STATIC_TEXT = """
 """
 
 
+def _kept_section(path: str) -> List[str]:
+    """The section bench/brokers.py wrote into the report, kept when this one rewrites it."""
+    begin, end = "<!-- bench/brokers.py: begin -->", "<!-- bench/brokers.py: end -->"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        return []
+    if begin not in text or end not in text:
+        return []
+    return [text[text.index(begin):text.index(end) + len(end)], ""]
+
+
 def write_report(data: dict, path: str, plot: Optional[str]) -> None:
     specs = server_specs()
     lines = ["# Benchmarks", ""]
@@ -780,6 +793,7 @@ def write_report(data: dict, path: str, plot: Optional[str]) -> None:
               "`make bench` (full mode: `python3 bench/run.py`), `make bench-short` "
               "(`python3 bench/run.py --short`, under 2 minutes, writes `bench/results/short/`), "
               "`python3 bench/run.py --profile` (py-spy).  See `bench/README.md`.", ""]
+    lines += _kept_section(path)
     with open(path, "w") as handle:
         handle.write("\n".join(lines))
     say("wrote", os.path.relpath(path, ROOT))

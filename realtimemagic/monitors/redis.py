@@ -59,8 +59,9 @@ class RedisMessage(NamedTuple):
 class RedisMonitor(Monitor):
     """One pub/sub connection for the channels and patterns of its functions.  ``url`` is a
     redis:// (or rediss://, unix://) URL, or a redis+sentinel:// URL (each reconnection asks
-    the sentinels for the master, so the monitor follows a failover); ``client_name`` is used when the URL has none.  The
-    other keywords are the supervision timings of :class:`~realtimemagic.monitors.base.Monitor`.
+    the sentinels for the master, so the monitor follows a failover); ``client_name`` is used
+    when the URL has none.  The other keywords are the supervision timings of
+    :class:`~realtimemagic.monitors.base.Monitor`.
     """
 
     kind = "redis"
@@ -183,7 +184,6 @@ def _text(value: Any) -> str:
 def _message(channel: str, data: Any, pattern: Optional[str]) -> RedisMessage:
     raw = data if isinstance(data, bytes) else str(data).encode("utf-8")
     return RedisMessage(channel, raw.decode("utf-8", "replace"), pattern, raw)
-
 
 
 __all__ = ["RedisMonitor", "RedisMessage", "MonitorFunction", "DEFAULT_URL", "CLIENT_NAME"]
