@@ -30,6 +30,8 @@ from .sequence import Arrivals, Numbers, Sequencer
 
 log = logging.getLogger("realtimemagic.broker")
 
+LOSS_LOG_INTERVAL = 10.0  # s: lost messages are logged at most this often (always counted)
+
 Deliver = Callable[..., int]  # deliver(channel, message, action="message", extra=None)
 
 
@@ -194,6 +196,7 @@ class NetworkBroker(Broker):
             "duplicates": 0, "reconnects": 0, "outages": 0, "outage_seconds": 0.0,
             "last_error": None}
         self._down_since: Optional[float] = time.monotonic()
+        self._loss_logged = -LOSS_LOG_INTERVAL
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -407,9 +410,7 @@ class NetworkBroker(Broker):
             return
         fresh, lost = self.arrivals.check(channel, envelope["o"], numbers_of(envelope))
         if lost:
-            self.counters["lost"] += lost
-            log.warning("broker %s: %d messages on %r never arrived", self.url_for_logs, lost,
-                        channel)
+            self._count_lost(lost, channel)
         if not fresh:
             self.counters["duplicates"] += 1
             return
@@ -419,6 +420,16 @@ class NetworkBroker(Broker):
                          {"offset": envelope["n"], "epoch": envelope["e"]})
         else:
             self.deliver(channel, envelope["m"], envelope.get("a", "message"))
+
+    def _count_lost(self, lost: int, channel: str) -> None:
+        """Counted always, logged at most every LOSS_LOG_INTERVAL (a failover loses a little on
+        each of many channels)."""
+        self.counters["lost"] += lost
+        now = time.monotonic()
+        if now - self._loss_logged >= LOSS_LOG_INTERVAL:
+            self._loss_logged = now
+            log.warning("broker %s: messages of other instances never arrived here (%d on %r; "
+                        "%d in all)", self.url_for_logs, lost, channel, self.counters["lost"])
 
     def received(self, data: Any) -> None:
         envelope = self.parse_envelope(data)
