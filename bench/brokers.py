@@ -168,6 +168,15 @@ def section(results):
             ", ".join("%s%%" % cpu[name] for name in ("A", "B", "Redis", "load"))))
     lines += ["", "**Three shards ÷ one: %.2fx.**" % (
         three["received_per_s"] / max(1, one["received_per_s"])), "",
+        "Read with care: the machine's load average was %.1f at the start and %.1f at the end "
+        "(2 cores, shared), the busiest instance used at most %d%% of a core during a median "
+        "burst (so it waited, for the CPU or for round trips, more than it worked), and Redis "
+        "at most %d%%.  Where the instances are the limit, shards add little; they pay where "
+        "one Redis process is the limit (many instances, history scripts, wide fan-out), which "
+        "two cores cannot show." % (
+            results["load"][0], results["load"][1],
+            max(row["median_run"]["cpu"][name] for row in (one, three) for name in "AB"),
+            max(row["median_run"]["cpu"]["Redis"] for row in (one, three))), "",
         "Sentinel failover (master killed with SIGKILL during a steady %d messages/s from A "
         "to B; down-after-milliseconds 1000, broker_reconnect_max 1 s): the sentinels named "
         "the new master %.2f s after the kill; delivery resumed %.2f s after that; the "
@@ -203,6 +212,7 @@ def main():
     options = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as directory:
         directory = pathlib.Path(directory)
         results = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
@@ -210,6 +220,7 @@ def main():
                    "rates": [publish_rate(directory, count, options.burst, options.bursts)
                              for count in (1, 3)],
                    "failover": failover_gap(directory)}
+        results["load"] = [load_before, os.getloadavg()[0]]
     print(section(results))
     if not options.no_write:
         write(results)
