@@ -13,7 +13,7 @@ A Sentinel client asks the sentinels which server is the master each time it ope
 connection, so a connection opened after a failover reaches the new master.
 """
 import re
-from typing import Any, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .exceptions import ConfigError
@@ -78,8 +78,8 @@ def client(url: str, **options: Any) -> Any:
     if not is_sentinel(url):
         return redis.Redis.from_url(url, **options)
     target = parse_sentinel(url)
-    sentinel_options = {"socket_timeout": SENTINEL_TIMEOUT,
-                        "socket_connect_timeout": SENTINEL_TIMEOUT}
+    sentinel_options: Dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT,
+                                        "socket_connect_timeout": SENTINEL_TIMEOUT}
     if target.sentinel_password:
         sentinel_options["password"] = target.sentinel_password
     if target.client_name:
