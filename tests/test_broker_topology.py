@@ -4,7 +4,8 @@ import collections
 
 import pytest
 
-from realtimemagic import brokers, redis_urls
+from realtimemagic import brokers
+from realtimemagic.brokers import redis_urls
 from realtimemagic.brokers.sequence import ORIGINS_PER_CHANNEL, Arrivals, Numbers, Sequencer
 from realtimemagic.brokers.sharded import ShardedRedisBroker, jump_hash, shard_index
 from realtimemagic.exceptions import ConfigError

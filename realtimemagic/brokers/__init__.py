@@ -25,7 +25,7 @@ def from_url(url: str, deliver: Callable[..., int], settings: Any = None) -> Bro
     if scheme == "memory":
         return MemoryBroker(deliver, broker_settings)
     if scheme in REDIS_SCHEMES:
-        from ..redis_urls import split_shards
+        from .redis_urls import split_shards
         shards = split_shards(url)
         if len(shards) > 1:
             return _sharded(shards, deliver, broker_settings)

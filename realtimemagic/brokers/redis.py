@@ -17,7 +17,7 @@ recently published channel first, ``rtm:hx`` (channel -> expiry) the expired one
 ``rtm:p:<channel>`` (a hash: member -> description) and ``rtm:pz:<channel>`` (member -> expiry),
 refreshed by each instance for its own members.
 
-With a ``redis+sentinel://`` URL (:mod:`realtimemagic.redis_urls`) every connection asks the
+With a ``redis+sentinel://`` URL (:mod:`.redis_urls`) every connection asks the
 sentinels for the master when it opens, so after a failover the reconnecting listener and
 publisher reach the new master; the listener subscribes again, the publisher sends what was
 queued meanwhile (numbered: a message that reached the old master too is delivered once).
@@ -36,7 +36,7 @@ try:
 except ImportError as error:
     raise MissingExtra("redis://", "redis-py", "redis") from error
 
-from .. import redis_urls
+from . import redis_urls
 from ..pubsub.history import Entry, Snapshot, new_epoch, unexpired
 from .base import (COMMAND_LATENCY, BrokerSettings, Deliver, HistoryFigures, NetworkBroker,
                    Outgoing)

@@ -37,7 +37,7 @@ try:
 except ImportError as error:
     raise MissingExtra("RedisMonitor", "redis-py", "redis") from error
 
-from .. import redis_urls
+from ..brokers import redis_urls
 from .base import TCP_KEEPALIVE_PROBES, ConnectionLost, Monitor, MonitorError, MonitorFunction
 
 log = logging.getLogger("realtimemagic.monitors")

@@ -16,7 +16,7 @@ import re
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .exceptions import ConfigError
+from ..exceptions import ConfigError
 
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
