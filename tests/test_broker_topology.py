@@ -40,6 +40,20 @@ def test_arrivals_remember_a_bounded_number_of_origins():
     assert arrivals.check("ch", "origin-5", Numbers(1, 1)) == (False, 0)  # remembered
 
 
+def test_envelopes_from_another_program_cannot_stop_the_listener():
+    delivered = []
+    broker = brokers.from_url("redis://127.0.0.1:1/0",
+                              lambda *message: delivered.append(message) or 1)
+    broker.channels.add("ch")
+    for text in ('{"o": ["x"], "c": "ch", "m": 0}', '{"o": "x", "c": ["ch"], "m": 0}',
+                 '{"o": "x", "c": "ch", "m": 1, "s": true, "k": 1}',  # not numbered
+                 '{"o": "x", "c": "ch", "m": 2, "s": 1, "k": 1}',
+                 '{"o": "x", "c": "ch", "m": 2, "s": 1, "k": 1}'):  # twice: once
+        broker.received(text)
+    assert delivered == [("ch", 1, "message"), ("ch", 2, "message")]
+    assert broker.counters["duplicates"] == 1
+
+
 def test_sentinel_urls():
     target = redis_urls.parse_sentinel(
         "redis+sentinel://:s3cret@10.0.0.1:26380,10.0.0.2,[::1]:26381/mymaster/2"

@@ -394,7 +394,8 @@ class NetworkBroker(Broker):
                                            else data)
         except (BadRequest, UnicodeDecodeError, TypeError):
             envelope = None
-        if not isinstance(envelope, dict) or "o" not in envelope or "c" not in envelope:
+        if not (isinstance(envelope, dict) and isinstance(envelope.get("o"), str)
+                and isinstance(envelope.get("c"), str)):
             log.warning("broker %s: ignoring a malformed message", self.url_for_logs)
             return None
         return envelope
