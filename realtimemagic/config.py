@@ -62,7 +62,8 @@ class Settings:
     broker_reconnect_max: float = setting(
         30.0, "Longest wait between two reconnection attempts.", "s")
     routing: bool = setting(
-        True, "With a redis:// or postgresql:// broker, any process serves any SockJS request: "
+        True, "With a Redis (redis://, redis+sentinel://, shards) or postgresql:// broker, any "
+        "process serves any SockJS request: "
         "a request for a session another process holds is served through that process, over "
         "the broker (docs/deployment.md). False: each session's requests must reach the "
         "process that holds it (sticky load balancing).")

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.timeout(60)
 
 HEARTBEAT = 1.0
 DISCONNECT_DELAY = 2.0
-BROKERS = {"redis": (REDIS_URL, redis_available), "postgresql": (POSTGRES_URL, postgres_available)}
+BROKERS = {"redis": (REDIS_URL, redis_available), "postgresql": (POSTGRES_URL, postgres_available),
+           # Two shards on one server (databases 0 and 1): the directory is on the first.
+           "redis-shards": (REDIS_URL + ",redis://127.0.0.1:6379/1",
+                            lambda url: redis_available())}
 
 
 @pytest.fixture(scope="module", params=sorted(BROKERS))

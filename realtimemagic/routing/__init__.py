@@ -3,8 +3,8 @@ directory and one inbox per process, in Redis or PostgreSQL.
 
 :func:`enable` is called once the application is built (rtm-serve, the gunicorn worker,
 ``RealTimeMagic.startup``); it gives every SockJS endpoint of the application one shared
-:class:`~realtimemagic.runtime.remote.RemoteSessions` when the broker is ``redis://`` or
-``postgresql://`` and ``routing`` is on.  Any other broker leaves routing off (the memory broker
+:class:`~realtimemagic.runtime.remote.RemoteSessions` when the broker is ``redis://`` (also
+``redis+sentinel://`` and Redis shards) or ``postgresql://`` and ``routing`` is on.  Any other broker leaves routing off (the memory broker
 is one process; a broker without a directory needs sticky load balancing, logged at startup, and
 the gunicorn worker warns about -w N then).
 """
@@ -30,9 +30,12 @@ def routes_for(url: str, ttl: float) -> Optional[Any]:
     """The directory and inboxes for the broker ``url``, or None for a broker without them."""
     scheme = url.split("://", 1)[0].lower()
     node = "%d-%s" % (os.getpid(), uuid.uuid4().hex[:12])  # the pid helps whoever reads it
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in ("redis", "rediss", "unix", "redis+sentinel"):
+        from ..brokers.redis_urls import split_shards
         from .redis import RedisRoutes
-        return RedisRoutes(url, node, ttl)
+        # Redis shards: the directory and the inboxes on the first (every instance lists the
+        # same shards in the same order).
+        return RedisRoutes(split_shards(url)[0], node, ttl)
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresRoutes
         return PostgresRoutes(url, node, ttl)

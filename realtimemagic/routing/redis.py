@@ -12,6 +12,7 @@ import gevent
 import redis
 
 from ..backoff import Backoff
+from ..brokers import redis_urls
 from ..exceptions import RoutesUnavailable
 from ..runtime.remote import Message
 from . import wire
@@ -50,9 +51,10 @@ class RedisRoutes:
         self.node = node
         self.ttl_ms = int(ttl * 1000)
         # The inbox's connection is pinged when quiet, so that a half-open one is found.
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5,
-                                           socket_keepalive=True, health_check_interval=10,
-                                           client_name="realtimemagic-routing")
+        # redis+sentinel://: each new connection asks the sentinels for the master.
+        self.client = redis_urls.client(url, socket_connect_timeout=5, socket_timeout=5,
+                                        socket_keepalive=True, health_check_interval=10,
+                                        client_name="realtimemagic-routing")
         self._release = self.client.register_script(RELEASE)
         self._refresh = self.client.register_script(REFRESH)
         self._listener: Optional[gevent.Greenlet] = None
