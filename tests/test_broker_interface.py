@@ -14,18 +14,23 @@ import pytest
 
 from conftest import (NATS_URL, POSTGRES_URL, REDIS_URL, ROOT, nats_available, need,
                       postgres_available, redis_available)
-from realtimemagic.brokers.base import Broker, BrokerSettings
+from realtimemagic.brokers.base import Broker, BrokerSettings, Outgoing
+from realtimemagic.brokers.sequence import Numbers
 from realtimemagic.brokers.memory import MemoryBroker
 from realtimemagic.pubsub.namespaces import NamespaceOptions
 
 pytestmark = pytest.mark.timeout(60)
 
 BROKERS = {"memory": "memory://", "redis": REDIS_URL, "postgresql": POSTGRES_URL,
-           "nats": NATS_URL}
+           "nats": NATS_URL, "redis-sentinel": "redis+sentinel://127.0.0.1:26379/rtm/0",
+           "redis-shards": REDIS_URL + ",redis://127.0.0.1:6379/1"}
 
 
 def broker_class(name):
-    if name == "redis":
+    if name == "redis-shards":
+        from realtimemagic.brokers.sharded import ShardedRedisBroker
+        return ShardedRedisBroker
+    if name in ("redis", "redis-sentinel"):
         from realtimemagic.brokers.redis import RedisBroker
         return RedisBroker
     if name == "postgresql":
@@ -94,8 +99,8 @@ def test_redis_broker_maintain_against_redis():
     import redis
     broker = make("redis")
     channel = "iface-%s" % uuid.uuid4().hex[:8]
-    broker.send_history(redis.Redis.from_url(REDIS_URL), channel, "m",
-                        NamespaceOptions(history_size=5, history_ttl=60))
+    broker.send_history(redis.Redis.from_url(REDIS_URL), Outgoing(
+        "history", channel, "m", Numbers(1, 1), NamespaceOptions(history_size=5, history_ttl=60)))
     broker.maintain(lambda name: 60)
     assert broker.history_figures().channels >= 1  # a shared Redis: others' histories too
     redis.Redis.from_url(REDIS_URL).delete(*["rtm:%s:%s" % (kind, channel)
