@@ -15,7 +15,6 @@ import urllib.request
 from typing import Any
 
 from . import brokers
-from .brokers.base import NetworkBroker
 from .exceptions import ConfigError, PublishError
 from .pubsub import protocol
 
@@ -68,10 +67,12 @@ class Publisher:
 
     def __init__(self, broker_url: str) -> None:
         broker = brokers.from_url(broker_url, deliver=lambda channel, message: 0)
-        if not isinstance(broker, NetworkBroker):
+        if not broker.shared:
             raise ConfigError("%s cannot be reached from another process: publish through the "
                               "internal API (rtm-publish) instead" % broker_url)
-        self._broker = broker
+        # A NetworkBroker, or Redis shards (ShardedRedisBroker: the same three methods, each
+        # going to the channel's shard).
+        self._broker: Any = broker
         self._connection = None
 
     def publish(self, channel: str, message: Any) -> None:
