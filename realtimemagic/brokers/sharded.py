@@ -71,10 +71,7 @@ class ShardedRedisBroker(Broker):
         self.url = ",".join(urls)
         self.shards = [RedisBroker(url, deliver, settings) for url in urls]
         self.connected = AllConnected(self.shards)
-
-    @property
-    def url_for_logs(self) -> str:
-        return ",".join(shard.url_for_logs for shard in self.shards)
+        self.url_for_logs = ",".join(shard.url_for_logs for shard in self.shards)
 
     def shard_for(self, channel: str) -> RedisBroker:
         return self.shards[shard_index(channel, len(self.shards))]
