@@ -4,24 +4,31 @@
     +-- ConfigError                 a setting is wrong (ours, at start-up)
     |   +-- MissingExtra            an optional dependency is not installed (also an ImportError)
     |   +-- ListenError             the server cannot listen on its address
-    +-- PeerError                   the client's fault; answered, the server lives on
+    +-- PeerError                   the client's fault; the server lives on
     |   +-- BadRequest              malformed body, frame or message
     |   +-- MessageTooLarge         over a size limit (max_frame_size, max_message_size)
     |   +-- IncompleteRequest       a request body cut short or badly chunked (HTTP 400)
     |   |   +-- BodyTimeout         a request body not complete within body_timeout (HTTP 408)
-    |   +-- ProtocolError           a pub/sub request the server refuses; carries its error code
+    |   +-- RequestRefused          a pub/sub request the server refuses; carries its error code
+    |   |                           (``ProtocolError`` is its old name, kept as an alias)
     |   +-- AuthenticationError     an authenticator refused a channel or a message (forbidden)
+    |   +-- SendStalled             a client took nothing for send_timeout (also an OSError:
+    |                               its connection is dropped like any broken socket)
     +-- SessionError                a session cannot do what was asked
-    |   +-- IllegalTransition       the session state machine refused a move (a bug of ours)
+    |   +-- IllegalTransition       the session state machine has no such move: a bug of ours,
+    |   |                           so also an AssertionError, as wsproto and websockets do
     |   +-- OutboxFull              a slow client's outbox is full; the session is closed
     +-- MonitorError                a monitor cannot run as configured
     |   +-- ConnectionLost          a monitor's connection stopped answering in time
     +-- PublishError                the internal API did not take a publish (rtm-publish)
     +-- RoutesUnavailable           the session directory or a process's inbox cannot be reached
 
-Peer errors carry the answer the client gets.  An application hook that raises anything else is
-logged with its traceback and answered with the ``internal`` error code, nothing more.
+Peer errors other than ``SendStalled`` carry the answer the client gets.  An application hook
+that raises anything else is logged with its traceback and answered with the ``internal`` error
+code, nothing more.  Wire errors of the WebSocket framing are wsproto's own (``RemoteProtocolError``
+and ``LocalProtocolError``); nothing here is called a protocol error.
 """
+from typing import Optional, Union
 
 
 class RealTimeMagicError(Exception):
@@ -68,11 +75,13 @@ class BodyTimeout(IncompleteRequest):
     """The request body did not arrive whole within ``body_timeout``."""
 
 
-class ProtocolError(PeerError):
+class RequestRefused(PeerError):
     """A pub/sub request refused with an error ``code`` of the wire protocol (SPEC section 3):
-    ``bad_request``, ``too_large``, ``rate_limited``, ``limit``."""
+    ``bad_request``, ``too_large``, ``rate_limited``, ``limit``.  A hook raises it to answer
+    with an error of its choice."""
 
-    def __init__(self, code: str, reason: str, channel=None, request_id=None) -> None:
+    def __init__(self, code: str, reason: str, channel: Optional[str] = None,
+                 request_id: Union[str, int, None] = None) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
@@ -80,17 +89,27 @@ class ProtocolError(PeerError):
         self.request_id = request_id
 
 
+#: The name ``RequestRefused`` had in 0.1, documented for hooks; kept so that their
+#: ``raise ProtocolError(code, reason)`` and ``except ProtocolError`` work unchanged.
+ProtocolError = RequestRefused
+
+
 class AuthenticationError(PeerError):
     """Raised by an authenticator to refuse; its message is the ``forbidden`` reason the
     client reads."""
+
+
+class SendStalled(PeerError, OSError):
+    """A write to a client made no progress for ``send_timeout`` seconds."""
 
 
 class SessionError(RealTimeMagicError):
     """A session cannot do what was asked."""
 
 
-class IllegalTransition(SessionError):
-    """The session state machine has no such move from its current state."""
+class IllegalTransition(SessionError, AssertionError):
+    """The session state machine has no such move from its current state: an invariant of ours
+    broken, never the client's doing."""
 
 
 class OutboxFull(SessionError):

@@ -22,7 +22,7 @@ from gevent.pool import Pool
 from . import brokers, config, routing
 from .auth.origins import automatic_rule
 from .backoff import Backoff
-from .exceptions import ConfigError, ProtocolError
+from .exceptions import ConfigError, RequestRefused
 from .pubsub import namespaces, protocol
 from .pubsub.channels import ChannelRegistry
 from .pubsub.connection import Connection
@@ -386,7 +386,7 @@ class RealTimeMagic(SockJSHandler):
         traceback and answered with ``internal``.  The connection and the server live on."""
         try:
             return hook(*args)
-        except ProtocolError as error:
+        except RequestRefused as error:
             self.counters["errors"] += 1
             conn.answer(protocol.error(error.code, error.reason, error.channel,
                                        error.request_id if error.request_id is not None

@@ -20,7 +20,7 @@ A client that sends ``{"action": "whoami", "id": 1}`` is answered (to itself onl
 Every other request that is not pub/sub gets the usual ``bad_request`` error.
 """
 from realtimemagic import RealTimeMagic
-from realtimemagic.exceptions import ProtocolError
+from realtimemagic.exceptions import RequestRefused
 
 #: The load balancers' addresses, whose X-Forwarded-For is believed.
 TRUSTED_PROXIES = {"127.0.0.1", "::1"}
@@ -42,7 +42,7 @@ def client_ip(conn_info, trusted=TRUSTED_PROXIES):
 
 def whoami(conn, message):
     if not (isinstance(message, dict) and message.get("action") == "whoami"):
-        raise ProtocolError("bad_request", "unknown action")
+        raise RequestRefused("bad_request", "unknown action")
     reply = {"action": "whoami", "payload": {
         "ip": client_ip(conn.info), "peer": conn.info.ip,
         "forwarded_for": conn.info.headers.get("x-forwarded-for"),

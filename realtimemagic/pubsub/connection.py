@@ -2,7 +2,7 @@
 import logging
 from typing import Any, Dict, Iterable, List, Union
 
-from ..exceptions import ProtocolError
+from ..exceptions import RequestRefused
 from ..runtime.connection import ConnectionInfo, SockJSConnection
 from ..sockjs.frames import OutgoingMessage
 from . import protocol
@@ -18,7 +18,7 @@ def channel_name(channel: Union[str, Dict[str, str]]) -> str:
         channel = channel.get("channel")
     problem = protocol.channel_error(channel)
     if problem:
-        raise ProtocolError(protocol.BAD_REQUEST, problem)
+        raise RequestRefused(protocol.BAD_REQUEST, problem)
     return channel
 
 
@@ -70,12 +70,12 @@ class Connection:
     def subscribe(self, channel: Union[str, Dict[str, str]]) -> bool:
         """Subscribe this client (also ``subscribe({'channel': c})``, as in the seed).  The
         application's own call: authenticators are not consulted.  True if newly subscribed;
-        raises ProtocolError for a bad name or past ``max_subscriptions``."""
+        raises RequestRefused for a bad name or past ``max_subscriptions``."""
         name = channel_name(channel)
         if name in self._channels:
             return False
         if len(self._channels) >= self.master.settings.max_subscriptions:
-            raise ProtocolError(protocol.LIMIT, "at most %d subscriptions per connection"
+            raise RequestRefused(protocol.LIMIT, "at most %d subscriptions per connection"
                                 % self.master.settings.max_subscriptions, name)
         if not self.is_open:
             return False

@@ -1,7 +1,7 @@
 """Subscribing to a channel with history (with recovery), and presence (docs/history.md)."""
 from typing import Any, List
 
-from ..exceptions import ProtocolError
+from ..exceptions import RequestRefused
 from . import protocol
 from .history import recover
 from .namespaces import NamespaceOptions
@@ -19,7 +19,7 @@ def subscribe_with_history(master: Any, conn: Any, request: protocol.Request,
     try:
         conn.subscribe(channel)
         if not master.broker.wait_subscribed(channel, SUBSCRIBE_TIMEOUT):
-            raise ProtocolError(protocol.INTERNAL, "the broker did not confirm the "
+            raise RequestRefused(protocol.INTERNAL, "the broker did not confirm the "
                                 "subscription in time", channel, request.request_id)
         snapshot = master.broker.snapshot(channel, options)
     except BaseException:
@@ -52,7 +52,7 @@ def subscribe_with_history(master: Any, conn: Any, request: protocol.Request,
 def presence(master: Any, conn: Any, request: protocol.Request,
              options: NamespaceOptions) -> None:
     if not options.presence:
-        raise ProtocolError(protocol.BAD_REQUEST, "presence is off for this channel's "
+        raise RequestRefused(protocol.BAD_REQUEST, "presence is off for this channel's "
                             "namespace", request.channel, request.request_id)
     members = master.broker.presence_members(request.channel)
     conn.answer(protocol.reply("presence", request.channel, request.request_id,

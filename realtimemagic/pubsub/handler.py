@@ -6,7 +6,7 @@ passes every other message on down the receivers' chain.
 from typing import Any
 
 from .. import auth
-from ..exceptions import AuthenticationError, ProtocolError
+from ..exceptions import AuthenticationError, RequestRefused
 from . import features, protocol
 
 
@@ -40,7 +40,7 @@ def pubsub_receiver(conn: Any, message: Any) -> Any:
         else:
             auth.check_message(master.authenticators, conn, channel, request.message)
             master.publish_from(conn, channel, request.message)
-    except ProtocolError as error:
+    except RequestRefused as error:
         conn.answer(protocol.error(error.code, error.reason, error.channel or channel,
                                    error.request_id if error.request_id is not None
                                    else request_id))

@@ -9,11 +9,9 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, TextMessage
 from wsproto.frame_protocol import CloseReason
 
+from ..exceptions import SendStalled
+
 READ_SIZE = 64 * 1024
-
-
-class SendStalled(OSError):
-    """A write made no progress for ``send_timeout`` seconds."""
 
 
 class WebSocket:
