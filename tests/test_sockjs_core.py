@@ -10,7 +10,7 @@ from realtimemagic.sockjs import frames
 from realtimemagic.sockjs.frames import Close, OutgoingMessage, decode_messages, render
 from realtimemagic.sockjs.registry import SessionRegistry
 from realtimemagic.sockjs.routing import Route, resolve
-from realtimemagic.sockjs.session import Outbox, State
+from realtimemagic.sockjs.session import TRANSITIONS, Move, Outbox, State
 
 
 class FakeReceiver:
@@ -190,16 +190,145 @@ def test_outbox_byte_bound():
     assert len(outbox.take()) == 2 and outbox.size == 0
 
 
-def test_illegal_transition_raises():
-    session = make_registry().create("s", 0.0)
+# -- the transition table, move by move: each test spells out what the move does in each state,
+# and checks that the session went where TRANSITIONS says.
+
+def session_in(state, attached):
+    """A session in ``state``, with a receiver attached or not (a NEW one never has one)."""
+    closed = []
+    session = make_registry(closed).create("s", 0.0)
+    receiver = FakeReceiver()
+    if state is not State.NEW:
+        session.attach(receiver, 0.0)
+        session.send(OutgoingMessage("queued"))
+        if state in (State.CLOSING, State.CLOSED):
+            session.close(3001, "bye")
+        if state is State.CLOSED:
+            session.expire()
+        if not attached:
+            session.detach(receiver, 1.0)
+    assert session.state is state
+    return session, (receiver if attached and state is not State.NEW else None)
+
+
+def check_table(session, before, move, after):
+    assert TRANSITIONS[(before, move)][0] is after
+    assert session.state is after
+
+
+@pytest.mark.parametrize("state,after,frames_out,finished", [
+    (State.NEW, State.OPEN, ["o"], False),
+    (State.OPEN, State.OPEN, ['a["queued"]'], False),
+    (State.CLOSING, State.CLOSING, ['a["queued"]', 'c[3001,"bye"]'], True),
+    (State.CLOSED, State.CLOSED, ['c[3000,"Go away!"]'], True),
+])
+def test_attach_table(state, after, frames_out, finished):
+    session, _ = session_in(state, attached=False)
+    pending, done = session.attach(FakeReceiver(), 2.0)
+    assert [render(f) for f in pending] == frames_out and done is finished
+    check_table(session, state, Move.ATTACH, after)
+    if state is State.CLOSING:
+        assert session.expires_at == 2.0 + session.disconnect_delay  # seen: lives on a while
+
+
+@pytest.mark.parametrize("state", [State.OPEN, State.CLOSING, State.CLOSED])
+def test_attach_refuses_a_second_receiver_in_every_state(state):
+    session, _ = session_in(state, attached=True)
+    assert session.attach(FakeReceiver(), 2.0) == ([Close(2010, "Another connection still open")],
+                                                   True)
+    assert session.state is state
+
+
+@pytest.mark.parametrize("state,interrupted,after,expires", [
+    (State.OPEN, False, State.OPEN, True),
+    (State.OPEN, True, State.CLOSING, True),
+    (State.CLOSING, True, State.CLOSING, True),
+    (State.CLOSED, True, State.CLOSED, False),
+])
+def test_detach_table(state, interrupted, after, expires):
+    session, receiver = session_in(state, attached=True)
+    session.detach(receiver, 2.0, interrupted=interrupted)
+    assert session.receiver is None
+    assert (session.expires_at == 2.0 + session.disconnect_delay) is expires
+    if interrupted and state is State.OPEN:
+        assert session.close_frame == Close(1002, "Connection interrupted")
+    assert session.state is after
+    assert TRANSITIONS[(state, Move.DETACH)][0] is state  # detaching alone never moves
+
+
+@pytest.mark.parametrize("state,after,frames_out,finished", [
+    (State.OPEN, State.OPEN, ['a["queued"]'], False),
+    (State.CLOSING, State.CLOSING, ['a["queued"]', 'c[3001,"bye"]'], True),
+    (State.CLOSED, State.CLOSED, ['c[3001,"bye"]'], True),
+])
+def test_pull_table(state, after, frames_out, finished):
+    session, _ = session_in(state, attached=True)
+    pending, done = session.pull(2.0)
+    assert [render(f) for f in pending] == frames_out and done is finished
+    check_table(session, state, Move.PULL, after)
+
+
+@pytest.mark.parametrize("state,after,queued", [
+    (State.NEW, State.NEW, False), (State.OPEN, State.OPEN, True),
+    (State.CLOSING, State.CLOSING, False), (State.CLOSED, State.CLOSED, False),
+])
+def test_send_table(state, after, queued):
+    session, _ = session_in(state, attached=False)
+    before = len(session.outbox)
+    assert session.send(OutgoingMessage("more")) is queued
+    assert len(session.outbox) == before + (1 if queued else 0)
+    check_table(session, state, Move.SEND, after)
+
+
+@pytest.mark.parametrize("state,after,closed", [
+    (State.NEW, State.NEW, False), (State.OPEN, State.CLOSING, True),
+    (State.CLOSING, State.CLOSING, False), (State.CLOSED, State.CLOSED, False),
+])
+def test_close_table(state, after, closed):
+    session, receiver = session_in(state, attached=state is not State.NEW)
+    wakeups = receiver.wakeups if receiver else 0
+    assert session.close(3002, "again") is closed
+    assert (session.close_frame == Close(3002, "again")) is closed
+    if receiver is not None:
+        assert receiver.wakeups == wakeups + (1 if closed else 0)
+    check_table(session, state, Move.CLOSE, after)
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_expire_table(state):
+    session, _ = session_in(state, attached=False)
     session.expire()
+    assert len(session.outbox) == 0 and session.expires_at is None
+    check_table(session, state, Move.EXPIRE, State.CLOSED)
+
+
+def test_on_closed_runs_once_when_a_session_leaves_open():
+    for leave in (lambda s: s.close(), lambda s: s.expire(),
+                  lambda s: s.detach(s.receiver, 1.0, interrupted=True)):
+        closed = []
+        session = make_registry(closed).create("s", 0.0)
+        session.attach(FakeReceiver(), 0.0)
+        leave(session)
+        session.expire()
+        assert closed == [session]
+
+
+def test_moves_missing_from_the_table_raise():
+    missing = [(state, move) for state in State for move in Move
+               if (state, move) not in TRANSITIONS]
+    assert missing == [(State.NEW, Move.DETACH), (State.NEW, Move.PULL)]
+    session = make_registry().create("s", 0.0)
     with pytest.raises(IllegalTransition):
-        session._move(session_move("open"))
+        session.pull(0.0)
+    with pytest.raises(IllegalTransition, match="cannot detach a new session"):
+        session._move(Move.DETACH, 0.0, False)
+    assert isinstance(IllegalTransition("x"), AssertionError)
 
 
-def session_move(name):
-    from realtimemagic.sockjs.session import Move
-    return Move(name)
+def test_every_effect_in_the_table_exists():
+    from realtimemagic.sockjs.session import Session
+    for _, effect in TRANSITIONS.values():
+        assert callable(getattr(Session, effect))
 
 
 @pytest.mark.parametrize("path,route", [

@@ -5,18 +5,21 @@ A session outlives the HTTP requests that carry it: a polling client attaches a 
 a heartbeat is due and when it has been without a receiver for too long.  Time is passed in as
 ``now`` (seconds, any monotonic clock), so all of this is tested without sleeping.
 
-States and moves (anything else raises :class:`IllegalTransition`)::
+The session's moves and what each does in each state are one table, :data:`TRANSITIONS`; the
+methods only look their move up and run the effect it names (anything missing raises
+:class:`IllegalTransition`)::
 
-    NEW --open--> OPEN --close--> CLOSING --expire--> CLOSED
-     |              |                                  ^
-     +---expire-----+----------------expire------------+
+    NEW --attach--> OPEN --close--> CLOSING --expire--> CLOSED
+     |               |  (detach interrupted,               ^
+     |               |   outbox full)                      |
+     +----expire-----+--------------expire-----------------+
 
 The runtime calls up through two callbacks only: ``receiver.wakeup()`` when there is something
 to pull, and ``on_closed(session)`` exactly once when the session leaves OPEN.
 """
 import enum
 from collections import deque
-from typing import Any, Callable, Deque, Hashable, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Tuple
 
 from ..exceptions import IllegalTransition, OutboxFull
 from . import frames
@@ -31,17 +34,39 @@ class State(enum.Enum):
 
 
 class Move(enum.Enum):
-    OPEN = "open"
-    CLOSE = "close"
-    EXPIRE = "expire"
+    ATTACH = "attach"    # a request wants to receive
+    DETACH = "detach"    # that request has finished
+    PULL = "pull"        # the attached request takes what is waiting
+    SEND = "send"        # the application queues a message
+    CLOSE = "close"      # the application (or a bound) closes the session
+    EXPIRE = "expire"    # the sweeper (or the server) ends it
 
 
-TRANSITIONS = {
-    (State.NEW, Move.OPEN): State.OPEN,
-    (State.NEW, Move.EXPIRE): State.CLOSED,
-    (State.OPEN, Move.CLOSE): State.CLOSING,
-    (State.OPEN, Move.EXPIRE): State.CLOSED,
-    (State.CLOSING, Move.EXPIRE): State.CLOSED,
+#: (state, move) -> (next state, the Session method that does the move's work).  The only place
+#: that says what a move does in a state; a pair that is not here is an illegal move.
+TRANSITIONS: Dict[Tuple[State, Move], Tuple[State, str]] = {
+    (State.NEW, Move.ATTACH): (State.OPEN, "_greet"),           # o + queued; stays
+    (State.OPEN, Move.ATTACH): (State.OPEN, "_resume"),         # queued; stays
+    (State.CLOSING, Move.ATTACH): (State.CLOSING, "_show_close"),  # queued + c[..]; finishes
+    (State.CLOSED, Move.ATTACH): (State.CLOSED, "_go_away"),    # c[3000,"Go away!"]; finishes
+    (State.OPEN, Move.DETACH): (State.OPEN, "_let_go"),         # expiry starts; 1002 if cut
+    (State.CLOSING, Move.DETACH): (State.CLOSING, "_let_go"),
+    (State.CLOSED, Move.DETACH): (State.CLOSED, "_let_go"),
+    (State.OPEN, Move.PULL): (State.OPEN, "_deliver"),          # queued, or a due heartbeat
+    (State.CLOSING, Move.PULL): (State.CLOSING, "_finish"),     # queued + c[..]; finishes
+    (State.CLOSED, Move.PULL): (State.CLOSED, "_finish"),
+    (State.NEW, Move.SEND): (State.NEW, "_refuse"),             # goes nowhere
+    (State.OPEN, Move.SEND): (State.OPEN, "_queue"),            # a full outbox closes (4001)
+    (State.CLOSING, Move.SEND): (State.CLOSING, "_refuse"),
+    (State.CLOSED, Move.SEND): (State.CLOSED, "_refuse"),
+    (State.NEW, Move.CLOSE): (State.NEW, "_refuse"),
+    (State.OPEN, Move.CLOSE): (State.CLOSING, "_announce_close"),  # receivers get c[..]
+    (State.CLOSING, Move.CLOSE): (State.CLOSING, "_refuse"),
+    (State.CLOSED, Move.CLOSE): (State.CLOSED, "_refuse"),
+    (State.NEW, Move.EXPIRE): (State.CLOSED, "_drop"),          # the outbox is dropped
+    (State.OPEN, Move.EXPIRE): (State.CLOSED, "_drop"),
+    (State.CLOSING, Move.EXPIRE): (State.CLOSED, "_drop"),
+    (State.CLOSED, Move.EXPIRE): (State.CLOSED, "_drop"),
 }
 
 ANOTHER_CONNECTION = (2010, "Another connection still open")
@@ -105,17 +130,18 @@ class Session:
 
     # -- state machine -------------------------------------------------------------------
 
-    def _move(self, move: Move) -> State:
+    def _move(self, move: Move, *args: Any) -> Any:
+        """Look ``move`` up in :data:`TRANSITIONS`, enter the next state, run its effect."""
         try:
-            new_state = TRANSITIONS[(self.state, move)]
+            new_state, effect = TRANSITIONS[(self.state, move)]
         except KeyError:
             raise IllegalTransition("%s cannot %s a %s session" % (
                 self.key, move.value, self.state.value)) from None
-        left_open = self.state is State.OPEN
+        left_open = self.state is State.OPEN and new_state is not State.OPEN
         self.state = new_state
         if left_open and self.on_closed is not None:
             self.on_closed(self)
-        return new_state
+        return getattr(self, effect)(*args)
 
     @property
     def is_open(self) -> bool:
@@ -123,68 +149,95 @@ class Session:
 
     @property
     def close_frame(self) -> frames.Close:
+        """What receivers are told once the session is not open (``Go away!`` when it expired
+        without being closed)."""
+        if self.close_code is None or self.close_reason is None:
+            return frames.Close(*GO_AWAY)
         return frames.Close(self.close_code, self.close_reason)
 
-    # -- receivers -----------------------------------------------------------------------
+    # -- the moves -----------------------------------------------------------------------
 
     def attach(self, receiver: Any, now: float) -> Tuple[List[frames.Frame], bool]:
         """A request wants to receive.  Returns the frames to write at once and whether the
         request must then finish (it does not stay attached)."""
-        if self.receiver is not None:
+        if self.receiver is not None:  # one receiver at a time, in every state
             return [frames.Close(*ANOTHER_CONNECTION)], True
-        if self.state is State.CLOSING:
-            self.expires_at = now + self.disconnect_delay
-            return self._take_frames() + [self.close_frame], True
-        if self.state is State.CLOSED:
-            return [frames.Close(*GO_AWAY)], True
-        self.receiver = receiver
-        self.expires_at = None
-        self.heartbeat_at = now + self.heartbeat_interval
-        if self.state is State.NEW:
-            self._move(Move.OPEN)
-            return [frames.OPEN] + self._take_frames(), False
-        return self._take_frames(), False
+        result: Tuple[List[frames.Frame], bool] = self._move(Move.ATTACH, receiver, now)
+        return result
 
     def detach(self, receiver: Any, now: float, interrupted: bool = False) -> None:
         """The request has finished.  ``interrupted``: the client went away mid-request, which
-        closes the session with 1002 "Connection interrupted"."""
-        if self.receiver is not receiver:
-            return
+        closes an open session with 1002 "Connection interrupted"."""
+        if self.receiver is receiver and receiver is not None:
+            self._move(Move.DETACH, now, interrupted)
+
+    def pull(self, now: float) -> Tuple[List[frames.Frame], bool]:
+        """Frames for the attached receiver, and whether it must finish after writing them."""
+        result: Tuple[List[frames.Frame], bool] = self._move(Move.PULL, now)
+        return result
+
+    def send(self, message: OutgoingMessage) -> bool:
+        """Queue a message.  False when the session is not open (the message goes nowhere).
+        A full outbox closes the session with 4001 and raises :class:`OutboxFull`."""
+        queued: bool = self._move(Move.SEND, message)
+        return queued
+
+    def close(self, code: int = GO_AWAY[0], reason: str = GO_AWAY[1]) -> bool:
+        """Close the session: receivers get ``c[code,"reason"]``.  False if not open."""
+        if self.state is State.OPEN:  # recorded before the move: on_closed may read them
+            self.close_code, self.close_reason = code, reason
+        closed: bool = self._move(Move.CLOSE)
+        return closed
+
+    def expire(self) -> None:
+        """End the session now (its receiver, if any, must be gone or going)."""
+        self._move(Move.EXPIRE)
+
+    # -- the effects named in TRANSITIONS --------------------------------------------------
+
+    def _hold(self, receiver: Any, now: float) -> None:
+        self.receiver = receiver
+        self.expires_at = None
+        self.heartbeat_at = now + self.heartbeat_interval
+
+    def _greet(self, receiver: Any, now: float) -> Tuple[List[frames.Frame], bool]:
+        self._hold(receiver, now)
+        return [frames.OPEN] + self._take_frames(), False
+
+    def _resume(self, receiver: Any, now: float) -> Tuple[List[frames.Frame], bool]:
+        self._hold(receiver, now)
+        return self._take_frames(), False
+
+    def _show_close(self, receiver: Any, now: float) -> Tuple[List[frames.Frame], bool]:
+        # A new request saw the close: the session lives another disconnect_delay.
+        self.expires_at = now + self.disconnect_delay
+        return self._finish(now)
+
+    def _finish(self, now: float) -> Tuple[List[frames.Frame], bool]:
+        return self._take_frames() + [self.close_frame], True
+
+    def _go_away(self, receiver: Any, now: float) -> Tuple[List[frames.Frame], bool]:
+        return [frames.Close(*GO_AWAY)], True
+
+    def _let_go(self, now: float, interrupted: bool) -> None:
         self.receiver = None
         self.heartbeat_at = None
         self.heartbeat_due = False
         if self.state is not State.CLOSED:
             self.expires_at = now + self.disconnect_delay
-        if interrupted and self.state is State.OPEN:
+        if interrupted:
             self.close(*INTERRUPTED)
 
-    def pull(self, now: float) -> Tuple[List[frames.Frame], bool]:
-        """Frames for the attached receiver, and whether it must finish after writing them."""
-        if self.state is not State.OPEN:
-            return self._take_frames() + [self.close_frame], True
+    def _deliver(self, now: float) -> Tuple[List[frames.Frame], bool]:
         pending = self._take_frames()
         if not pending and self.heartbeat_due:
-            pending = [frames.HEARTBEAT]  # type: List[frames.Frame]
+            pending = [frames.HEARTBEAT]
         if pending:
             self.heartbeat_due = False
             self.heartbeat_at = now + self.heartbeat_interval
         return pending, False
 
-    def _take_frames(self) -> List[frames.Frame]:
-        messages = self.outbox.take()
-        return [messages] if messages else []
-
-    def _wakeup(self) -> None:
-        if self.receiver is not None:
-            self.receiver.wakeup()
-
-    # -- what the application does -------------------------------------------------------
-
-    def send(self, message: OutgoingMessage) -> bool:
-        """Queue a message.  False when the session is not open (the message goes nowhere).
-        A full outbox closes the session with 4001 and raises :class:`OutboxFull`."""
-        if self.state is not State.OPEN:
-            return False
+    def _queue(self, message: OutgoingMessage) -> bool:
         try:
             self.outbox.push(message)
         except OutboxFull:
@@ -193,14 +246,24 @@ class Session:
         self._wakeup()
         return True
 
-    def close(self, code: int = 3000, reason: str = "Go away!") -> bool:
-        """Close the session: receivers get ``c[code,"reason"]``.  False if not open."""
-        if self.state is not State.OPEN:
-            return False
-        self.close_code, self.close_reason = code, reason
-        self._move(Move.CLOSE)
+    def _refuse(self, *ignored: Any) -> bool:
+        return False
+
+    def _announce_close(self) -> bool:
         self._wakeup()
         return True
+
+    def _drop(self) -> None:
+        self.outbox.take()
+        self.expires_at = None
+
+    def _take_frames(self) -> List[frames.Frame]:
+        messages = self.outbox.take()
+        return [messages] if messages else []
+
+    def _wakeup(self) -> None:
+        if self.receiver is not None:
+            self.receiver.wakeup()
 
     # -- the sweeper ---------------------------------------------------------------------
 
@@ -217,13 +280,6 @@ class Session:
             self.expire()
             return True
         return False
-
-    def expire(self) -> None:
-        """End the session now (its receiver, if any, must be gone or going)."""
-        if self.state is not State.CLOSED:
-            self._move(Move.EXPIRE)
-        self.outbox.take()
-        self.expires_at = None
 
     def __repr__(self) -> str:
         return "<Session %s %s>" % (self.key, self.state.value)
