@@ -74,7 +74,7 @@ class RealTimeMagic(SockJSHandler):
         self._pool: Optional[Pool] = None
         self._app: Optional[Router] = None
         self._monitor_greenlets: List[gevent.Greenlet] = []
-        self.api_server = None
+        self.api_server: Any = None  # a WSGIServer while the internal API runs
         self._started = False
 
     def configure(self, **keywords: Any) -> None:
@@ -324,7 +324,7 @@ class RealTimeMagic(SockJSHandler):
             return
         try:
             protocol.check_text(text, self.settings.max_message_size)
-        except ProtocolError as error:
+        except RequestRefused as error:
             conn.answer(protocol.error(error.code, error.reason))
             return
         conn.lane.submit(partial(self._handle, conn, text))

@@ -42,7 +42,7 @@ class PostgresBroker(WithoutHistory, NetworkBroker):
 
     def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
         super().__init__(url, deliver, settings)
-        self._listener = None  # the listening connection, used by the listener greenlet only
+        self._listener: Any = None  # the listening connection, used by the listener greenlet only
         self._last_cleanup = 0.0
 
     def start(self) -> None:

@@ -25,7 +25,7 @@ queued meanwhile (numbered: a message that reached the old master too is deliver
 import json
 import logging
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import gevent
 
@@ -153,7 +153,7 @@ class RedisBroker(NetworkBroker):
 
     def __init__(self, url: str, deliver: Deliver, settings: BrokerSettings) -> None:
         super().__init__(url, deliver, settings)
-        self._reader = None  # a client for history and presence queries
+        self._reader: Optional[redis.Redis] = None  # a client for history and presence queries
         self._members: Dict[Tuple[str, str], str] = {}  # this instance's presence members
         self._history = HistoryFigures()
 
@@ -279,7 +279,7 @@ class RedisBroker(NetworkBroker):
             pipeline.zrem(expiry_key, *gone)
             pipeline.hdel(hash_key, *gone)
             pipeline.execute()
-        members = self.reader.zrange(expiry_key, 0, -1)
+        members: List[Any] = self.reader.zrange(expiry_key, 0, -1)
         if not members:
             return []
         return [json.loads(info) for info in self.reader.hmget(hash_key, members) if info]

@@ -24,7 +24,7 @@ connection has stayed up for ``backoff_max`` seconds.
 import functools
 import logging
 import time
-from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Set, Tuple, Type
 
 import gevent
 from gevent.lock import Semaphore
@@ -54,6 +54,8 @@ class MonitorFunction:
     """What a monitor's decorator returns.  Called with one argument (``fn(rtm)``, as
     RealTimeMagic calls the functions of ``rtm.monitors``) it runs the monitor until it is
     killed; called with two (``fn(message, pubsub)``) it is the decorated function itself."""
+
+    __name__: str  # the decorated function's, set by update_wrapper
 
     def __init__(self, monitor: "Monitor", function: Callable[[Any, Any], Any],
                  key: Hashable) -> None:
@@ -90,7 +92,7 @@ class Monitor:
 
     kind = "monitor"
     #: The exceptions that mean "the connection is lost" (subclasses add their library's).
-    connection_errors: Tuple[type, ...] = (ConnectionLost, OSError)
+    connection_errors: Tuple[Type[BaseException], ...] = (ConnectionLost, OSError)
 
     def __init__(self, target: str, *, keepalive_interval: float = KEEPALIVE_INTERVAL,
                  check_timeout: float = CHECK_TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT,
@@ -116,7 +118,7 @@ class Monitor:
         self.backoff_max = backoff_max
         self._running: List[Tuple[MonitorFunction, Any]] = []  # (function, pubsub), started
         self._slot = Semaphore(1)  # held by the greenlet that drives the connection
-        self._subscribed: Set[Hashable] = set()
+        self._subscribed: Set[Any] = set()  # keys: comparable, of one kind per monitor
         self._state = IDLE
         self._state_since = time.time()
         self._lost_at: Optional[float] = None  # monotonic time the connection was lost
@@ -134,11 +136,11 @@ class Monitor:
         """Open a connection (the caller bounds it by ``connect_timeout``)."""
         raise NotImplementedError
 
-    def _subscribe(self, connection: Any, keys: List[Hashable]) -> None:
+    def _subscribe(self, connection: Any, keys: List[Any]) -> None:
         """Start listening to ``keys`` (the caller bounds it by ``check_timeout``)."""
         raise NotImplementedError
 
-    def _unsubscribe(self, connection: Any, keys: List[Hashable]) -> None:
+    def _unsubscribe(self, connection: Any, keys: List[Any]) -> None:
         raise NotImplementedError
 
     def _listen(self, connection: Any) -> None:
@@ -151,7 +153,7 @@ class Monitor:
         """Close the connection; must neither raise nor wait."""
         raise NotImplementedError
 
-    def _describe(self, keys: Iterable[Hashable]) -> Dict[str, Any]:
+    def _describe(self, keys: Iterable[Any]) -> Dict[str, Any]:
         """What status() says of the subscribed keys."""
         return {"channels": sorted(keys)}
 

@@ -24,7 +24,7 @@ it.  redis-py's own reconnection is turned off: the monitor reconnects, with the
 import logging
 import socket
 import time
-from typing import Any, Callable, Dict, Hashable, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from gevent import monkey
 
@@ -114,14 +114,14 @@ class RedisMonitor(Monitor):
             self._client = redis_urls.client(self.url, **self._connection_options())
         return self._client.pubsub(ignore_subscribe_messages=False)
 
-    def _subscribe(self, pubsub: Any, keys: List[Hashable]) -> None:
+    def _subscribe(self, pubsub: Any, keys: List[Tuple[str, str]]) -> None:
         channels, patterns = _split(keys)
         if channels:
             pubsub.subscribe(*channels)
         if patterns:
             pubsub.psubscribe(*patterns)
 
-    def _unsubscribe(self, pubsub: Any, keys: List[Hashable]) -> None:
+    def _unsubscribe(self, pubsub: Any, keys: List[Tuple[str, str]]) -> None:
         channels, patterns = _split(keys)
         if channels:
             pubsub.unsubscribe(*channels)
@@ -160,7 +160,7 @@ class RedisMonitor(Monitor):
         except (redis.RedisError, OSError) as error:
             log.debug("%s: closing: %s", self.name, error)
 
-    def _describe(self, keys: Iterable[Hashable]) -> Dict[str, Any]:
+    def _describe(self, keys: Iterable[Tuple[str, str]]) -> Dict[str, Any]:
         channels, patterns = _split(keys)
         return {"channels": sorted(channels), "patterns": sorted(patterns)}
 
@@ -171,10 +171,10 @@ def _name(name: str, what: str) -> str:
     return name
 
 
-def _split(keys: Iterable[Hashable]) -> Tuple[List[str], List[str]]:
-    keys = list(keys)
-    return ([name for kind, name in keys if kind == CHANNEL],
-            [name for kind, name in keys if kind == PATTERN])
+def _split(keys: Iterable[Tuple[str, str]]) -> Tuple[List[str], List[str]]:
+    pairs = list(keys)
+    return ([name for kind, name in pairs if kind == CHANNEL],
+            [name for kind, name in pairs if kind == PATTERN])
 
 
 def _text(value: Any) -> str:

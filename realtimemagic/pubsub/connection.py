@@ -4,8 +4,8 @@ from typing import Any, Dict, Iterable, List, Union
 
 from ..exceptions import RequestRefused
 from ..runtime.connection import ConnectionInfo, SockJSConnection
-from ..sockjs.frames import OutgoingMessage
 from . import protocol
+from .channels import Delivery
 from .lane import Lane
 from .ratelimit import TokenBucket
 
@@ -14,12 +14,11 @@ log = logging.getLogger(__name__)
 
 def channel_name(channel: Union[str, Dict[str, str]]) -> str:
     """A channel given as a name or, as in the seed, as ``{'channel': name}``."""
-    if isinstance(channel, dict):
-        channel = channel.get("channel")
-    problem = protocol.channel_error(channel)
+    name: Any = channel.get("channel") if isinstance(channel, dict) else channel
+    problem = protocol.channel_error(name)
     if problem:
         raise RequestRefused(protocol.BAD_REQUEST, problem)
-    return channel
+    return name
 
 
 class Connection:
@@ -37,7 +36,7 @@ class Connection:
         self.state: Dict[str, Any] = {}
         self._channels: Dict[str, None] = {}
         # Deliveries held back while a history is being replayed, by channel.
-        self._held: Dict[str, List[OutgoingMessage]] = {}
+        self._held: Dict[str, List[Delivery]] = {}
 
     # -- what it is ------------------------------------------------------------------------
 
@@ -111,9 +110,9 @@ class Connection:
 
     # -- what the server does ----------------------------------------------------------------
 
-    def deliver(self, message: OutgoingMessage) -> None:
+    def deliver(self, message: Delivery) -> None:
         """A published message, encoded once for all its recipients."""
-        if self._held and getattr(message, "channel", None) in self._held:
+        if self._held and message.channel in self._held:
             self._held[message.channel].append(message)
             return
         self.sockjs.send(message)
@@ -122,7 +121,7 @@ class Connection:
         """Keep deliveries on ``channel`` back (while its history is read)."""
         self._held[channel] = []
 
-    def release(self, channel: str) -> List[OutgoingMessage]:
+    def release(self, channel: str) -> List[Delivery]:
         """Stop holding ``channel`` back; what was held, in order."""
         return self._held.pop(channel, [])
 

@@ -38,7 +38,7 @@ def subscribe_with_history(master: Any, conn: Any, request: protocol.Request,
         details["offset"] = min(details["offset"], held[0].offset - 1)
     if request.request_id is not None or request.since is not None:
         conn.answer(protocol.reply("subscribe", channel, request.request_id, **details))
-    last = request.since.offset if replay else -1
+    last = request.since.offset if replay and request.since is not None else -1
     for entry in replay:
         conn.answer({"action": "message", "payload": {
             "channel": channel, "message": entry.message, "offset": entry.offset,

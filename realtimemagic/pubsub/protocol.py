@@ -12,7 +12,7 @@ publish, never per recipient, and walk the value only when the text could hold s
 """
 import json
 import re
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
 
 from ..exceptions import BadRequest, ProtocolError
 
@@ -84,7 +84,7 @@ def parse_request(message: dict) -> Request:
     payload = message.get("payload")
     if not isinstance(payload, dict):
         raise ProtocolError(BAD_REQUEST, "payload must be an object", request_id=request_id)
-    channel = payload.get("channel")
+    channel: Any = payload.get("channel")  # checked just below
     problem = channel_error(channel)
     if problem:
         raise ProtocolError(BAD_REQUEST, problem, request_id=request_id)
@@ -106,7 +106,8 @@ def parse_request(message: dict) -> Request:
 
 def reply(action: str, channel: str, request_id: Union[str, int, None],
           **details: Any) -> dict:
-    answer = {"action": REPLIES[action], "payload": dict(details, channel=channel)}
+    answer: Dict[str, Any] = {"action": REPLIES[action],
+                              "payload": dict(details, channel=channel)}
     if request_id is not None:
         answer["id"] = request_id
     return answer
@@ -114,10 +115,10 @@ def reply(action: str, channel: str, request_id: Union[str, int, None],
 
 def error(code: str, reason: str, channel: Optional[str] = None,
           request_id: Union[str, int, None] = None) -> dict:
-    payload = {"code": code, "reason": reason}
+    payload: Dict[str, Any] = {"code": code, "reason": reason}
     if channel is not None:
         payload["channel"] = channel
-    answer = {"action": "error", "payload": payload}
+    answer: Dict[str, Any] = {"action": "error", "payload": payload}
     if request_id is not None:
         answer["id"] = request_id
     return answer

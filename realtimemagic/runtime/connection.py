@@ -31,7 +31,7 @@ class SockJSConnection:
     @property
     def session_id(self) -> str:
         key = self.session.key
-        return key if isinstance(key, str) else "%s-%s" % key
+        return "%s-%s" % key if isinstance(key, tuple) else str(key)
 
     @property
     def transport(self) -> str:

@@ -1,5 +1,5 @@
 """Several SockJS endpoints (and an optional fallback WSGI app) behind one WSGI callable."""
-from typing import Callable, Dict, Iterable, Optional, Sequence
+from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence
 
 from .endpoint import NOT_FOUND, SockJSEndpoint
 from .http import respond
@@ -12,7 +12,7 @@ class Router:
 
     def __init__(self, endpoints: Sequence[SockJSEndpoint],
                  fallback: Optional[Callable] = None,
-                 routes: Optional[Dict[str, Callable]] = None) -> None:
+                 routes: Optional[Mapping[str, Callable]] = None) -> None:
         self.endpoints = sorted(endpoints, key=lambda endpoint: len(endpoint.prefix),
                                 reverse=True)
         self.fallback = fallback

@@ -148,7 +148,7 @@ def start_api(rtm: Any, reuse_port: bool = False) -> Optional[WSGIServer]:
     except OSError as error:
         # The pub/sub service goes on without its side door, loudly.
         log.error("internal API not started: cannot listen on %s:%d (%s)", settings.api_host,
-                  port, errno.errorcode.get(error.errno, error))
+                  port, errno.errorcode.get(error.errno or 0, error))
         return None
     server = bounded_server(listener, InternalAPI(rtm), settings)
     server.start()

@@ -6,7 +6,7 @@ once, however many sessions it is queued to: a broadcast costs one encode, not o
 """
 import json
 import re
-from typing import Callable, List, NamedTuple, Sequence, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 from ..exceptions import BadRequest
 
@@ -39,8 +39,8 @@ class OutgoingMessage:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._quoted = None
-        self._encoded = None
+        self._quoted: Optional[str] = None
+        self._encoded: Optional[Dict[str, bytes]] = None
 
     @property
     def quoted(self) -> str:

@@ -2,7 +2,7 @@
 import hashlib
 import json
 import random
-from typing import Tuple
+from typing import Optional, Tuple
 
 GREETING = "Welcome to SockJS!\n"
 
@@ -27,13 +27,15 @@ IFRAME_TEMPLATE = """<!DOCTYPE html>
 </html>"""
 
 
-def info_body(websocket: bool, cookie_needed: bool, rng: random.Random = random) -> str:
-    """The JSON of ``/info``.  ``entropy`` is a fresh random 32-bit number each time."""
+def info_body(websocket: bool, cookie_needed: bool, rng: Optional[random.Random] = None) -> str:
+    """The JSON of ``/info``.  ``entropy`` is a fresh random 32-bit number each time (from
+    ``rng``, or the module's generator when None)."""
+    randint = rng.randint if rng is not None else random.randint
     return json.dumps({
         "websocket": websocket,
         "origins": ["*:*"],
         "cookie_needed": cookie_needed,
-        "entropy": rng.randint(0, 2 ** 32 - 1),
+        "entropy": randint(0, 2 ** 32 - 1),
     })
 
 

@@ -29,11 +29,12 @@ class SessionRegistry:
 
     def create(self, key: Optional[str], now: float) -> Session:
         """A new session under ``key``, or under a private key when ``key`` is None."""
+        registry_key: Hashable = key
         if key is None:
-            key = ("private", next(self._private_keys))
-        session = Session(key, now, self.heartbeat_interval, self.disconnect_delay,
+            registry_key = ("private", next(self._private_keys))
+        session = Session(registry_key, now, self.heartbeat_interval, self.disconnect_delay,
                           Outbox(self.outbox_max_frames, self.outbox_max_bytes), self.on_closed)
-        self._sessions[key] = session
+        self._sessions[registry_key] = session
         return session
 
     def end(self, session: Session) -> None:

@@ -9,7 +9,7 @@ lock, so control frames (pong, close) from the reader never interleave with a da
 import base64
 import binascii
 import logging
-from typing import Callable, Optional
+from typing import Any, Callable, List, Optional
 
 import gevent
 from gevent.event import Event
@@ -56,7 +56,7 @@ def handshake_error(request: Request) -> Optional[str]:
 def accept_headers(request: Request):
     return [("Upgrade", "websocket"), ("Connection", "Upgrade"),
             ("Sec-WebSocket-Accept", generate_accept_token(
-                request.header("Sec-WebSocket-Key").encode("ascii")).decode("ascii"))]
+                (request.header("Sec-WebSocket-Key") or "").encode("ascii")).decode("ascii"))]
 
 
 def _sockjs_frame(message) -> bytes:
@@ -106,7 +106,7 @@ class RawFraming:
 
 
 def serve(websocket: WebSocket, framing, session, first, clock: Callable[[], float],
-          on_messages: Callable[[object, list], None]) -> None:
+          on_messages: Callable[[Any, List[str]], None]) -> None:
     """Run one WebSocket session until either side closes.  This greenlet reads; a second one
     (the pump) writes what the session has for the client.
 
