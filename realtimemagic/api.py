@@ -9,9 +9,11 @@
 - ``GET /metrics``: Prometheus text
 - ``GET /healthz``: 200 while the process serves
 """
+import errno
 import hmac
 import json
-from typing import Any, Dict, Iterable, Tuple
+import logging
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -19,11 +21,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from .exceptions import BadRequest, BodyTimeout, IncompleteRequest, MessageTooLarge, PeerError
 from .pubsub import protocol
 from .runtime.http import respond
+from .runtime.server import bounded_server, listen
+from .runtime.wsgi_server import WSGIServer
 from .stats import StatsCollector, stats
 from .transports.base import Request
 
 JSON = ("Content-Type", "application/json")
 EXPECTED = 'expected a JSON object {"channel": ..., "message": ...}'
+
+log = logging.getLogger("realtimemagic.server")
 
 
 class InternalAPI:
@@ -95,3 +101,23 @@ class InternalAPI:
         if problem:
             raise BadRequest(problem)
         return data["channel"], data["message"]
+
+
+def start_api(rtm: Any, reuse_port: bool = False) -> Optional[WSGIServer]:
+    """Start the internal API of ``rtm`` on its own listener, or log why it cannot (the
+    application calls this at start-up; the runtime knows nothing of the API)."""
+    settings = rtm.settings
+    port = settings.api_port
+    if port == -1:
+        port = settings.port + 1 if settings.port else 0
+    try:
+        listener = listen(settings.api_host, port, reuse_port)
+    except OSError as error:
+        # The pub/sub service goes on without its side door, loudly.
+        log.error("internal API not started: cannot listen on %s:%d (%s)", settings.api_host,
+                  port, errno.errorcode.get(error.errno or 0, error))
+        return None
+    server = bounded_server(listener, InternalAPI(rtm), settings)
+    server.start()
+    log.info("internal API on http://%s:%d", *server.address[:2])
+    return server

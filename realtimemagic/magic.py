@@ -20,6 +20,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 
 from . import brokers, config, routing
+from .api import start_api
 from .auth.origins import automatic_rule
 from .backoff import Backoff
 from .exceptions import ConfigError, RequestRefused
@@ -128,7 +129,6 @@ class RealTimeMagic(SockJSHandler):
         routing.enable(self)
         self.app.startup()
         if self.settings.api:
-            from .runtime.server import start_api
             self.api_server = start_api(self, reuse_port=shared_listeners)
         self.broker.start()
         if not self.broker.shared:

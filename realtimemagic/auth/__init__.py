@@ -10,12 +10,15 @@ Two come with realtimemagic, each in a module of its own so that its dependency 
 ``django``) and :class:`realtimemagic.auth.token.TokenAuthenticator` (signed tokens; extra
 ``jwt``).  See docs/authentication.md.
 """
-from typing import Any, Iterable, List, Mapping
+from typing import Any
 
 from ..exceptions import AuthenticationError
-from ..pubsub.protocol import namespace
+# Consulting the lists is the pub/sub layer's work (it calls them like any hook list); the
+# names stay importable from here, where 0.1 had them.
+from ..pubsub.authenticators import authenticators_for, check_channel, check_message
 
-__all__ = ["AuthenticationError", "Authenticator", "check_channel", "check_message"]
+__all__ = ["AuthenticationError", "Authenticator", "authenticators_for", "check_channel",
+           "check_message"]
 
 
 class Authenticator:
@@ -49,33 +52,3 @@ class Authenticator:
 
     def check_message(self, conn: Any, channel: str, message: Any) -> None:
         self.check(conn, channel)
-
-
-def authenticators_for(authenticators: Mapping[str, List[Any]], channel: str) -> Iterable[Any]:
-    """The authenticators that apply to ``channel``: 'default' first, then its namespace's."""
-    found = list(authenticators.get("default", ()))
-    name = namespace(channel)
-    if name is not None and name != "default":
-        found.extend(authenticators.get(name, ()))
-    return found
-
-
-def check_channel(authenticators: Mapping[str, List[Any]], conn: Any, channel: str) -> None:
-    """Raise AuthenticationError unless every authenticator lets ``conn`` subscribe."""
-    for authenticator in authenticators_for(authenticators, channel):
-        method = getattr(authenticator, "check_channel", None)
-        if method is not None:
-            method(conn, channel)
-        else:
-            authenticator.check(conn, channel)
-
-
-def check_message(authenticators: Mapping[str, List[Any]], conn: Any, channel: str,
-                  message: Any) -> None:
-    """Raise AuthenticationError unless every authenticator lets ``conn`` publish."""
-    for authenticator in authenticators_for(authenticators, channel):
-        method = getattr(authenticator, "check_message", None)
-        if method is not None:
-            method(conn, channel, message)
-        else:
-            authenticator.check(conn, channel)

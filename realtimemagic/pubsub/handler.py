@@ -5,9 +5,8 @@ passes every other message on down the receivers' chain.
 """
 from typing import Any
 
-from .. import auth
 from ..exceptions import AuthenticationError, RequestRefused
-from . import features, protocol
+from . import authenticators, features, protocol
 
 
 def pubsub_receiver(conn: Any, message: Any) -> Any:
@@ -23,7 +22,7 @@ def pubsub_receiver(conn: Any, message: Any) -> Any:
         channel = request.channel
         options = master.options_for(channel)
         if request.action == "subscribe":
-            auth.check_channel(master.authenticators, conn, channel)
+            authenticators.check_channel(master.authenticators, conn, channel)
             if options.history:
                 features.subscribe_with_history(master, conn, request, options)
                 return False
@@ -32,13 +31,14 @@ def pubsub_receiver(conn: Any, message: Any) -> Any:
             # arrives.
             master.broker.wait_subscribed(channel, features.SUBSCRIBE_TIMEOUT)
         elif request.action == "presence":
-            auth.check_channel(master.authenticators, conn, channel)
+            authenticators.check_channel(master.authenticators, conn, channel)
             features.presence(master, conn, request, options)
             return False
         elif request.action == "unsubscribe":
             conn.unsubscribe(channel)
         else:
-            auth.check_message(master.authenticators, conn, channel, request.message)
+            authenticators.check_message(master.authenticators, conn, channel,
+                                         request.message)
             master.publish_from(conn, channel, request.message)
     except RequestRefused as error:
         conn.answer(protocol.error(error.code, error.reason, error.channel or channel,

@@ -134,23 +134,3 @@ def bounded_server(listener: Any, app: Callable, settings: config.Settings,
                         error_log=logging.getLogger("realtimemagic.wsgi"), **keywords)
     server.access_log = logging.getLogger("realtimemagic.access")
     return server
-
-
-def start_api(rtm: Any, reuse_port: bool = False) -> Optional[WSGIServer]:
-    """Start the internal API of ``rtm`` on its own listener, or log why it cannot."""
-    from ..api import InternalAPI
-    settings = rtm.settings
-    port = settings.api_port
-    if port == -1:
-        port = settings.port + 1 if settings.port else 0
-    try:
-        listener = listen(settings.api_host, port, reuse_port)
-    except OSError as error:
-        # The pub/sub service goes on without its side door, loudly.
-        log.error("internal API not started: cannot listen on %s:%d (%s)", settings.api_host,
-                  port, errno.errorcode.get(error.errno or 0, error))
-        return None
-    server = bounded_server(listener, InternalAPI(rtm), settings)
-    server.start()
-    log.info("internal API on http://%s:%d", *server.address[:2])
-    return server
