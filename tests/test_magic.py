@@ -113,3 +113,39 @@ def test_closers_run_once_however_the_session_ends():
         gevent.sleep(1.0)
         assert len(closed) == len(set(closed)) == 4
         assert not rtm.connections and len(rtm.channels) == 0
+
+
+def test_a_client_publish_is_checked_once_and_passes_each_part_once(monkeypatch):
+    """The publish path: the request handler checks the channel and looks its options up, the
+    dispatcher runs the push traps and hands the message to the broker once, the broker hands it
+    back once for the fan-out; the lifecycle (RealTimeMagic itself) is not on the path."""
+    from realtimemagic.pubsub import protocol
+    rtm = RealTimeMagic(prefix="/pubsub")
+    calls = []
+
+    def counting(name, function):
+        def counted(*args, **kwargs):
+            calls.append(name)
+            return function(*args, **kwargs)
+        return counted
+
+    monkeypatch.setattr(protocol, "channel_error", counting("check", protocol.channel_error))
+    monkeypatch.setattr(rtm, "options_for", counting("options", rtm.options_for))
+    monkeypatch.setattr(rtm, "publish", counting("public publish", rtm.publish))
+    monkeypatch.setattr(rtm.broker, "publish", counting("broker", rtm.broker.publish))
+    monkeypatch.setattr(rtm.channels, "publish", counting("fan-out", rtm.channels.publish))
+    rtm.push_traps.append(counting("push trap", lambda conn, channel, message: None))
+    with serving(rtm) as server:
+        def client():
+            ws = ws_connect(server)
+            ws.send(json.dumps({"action": "subscribe", "id": 1, "payload": {"channel": "once"}}))
+            assert json.loads(ws.recv())["action"] == "subscribed"
+            calls.clear()
+            ws.send(json.dumps({"action": "publish", "payload": {"channel": "once",
+                                                                  "message": "m"}}))
+            delivered, path = json.loads(ws.recv()), list(calls)
+            ws.close()
+            return delivered, path
+        delivered, path = in_thread(client)
+    assert delivered["payload"] == {"channel": "once", "message": "m"}
+    assert path == ["check", "options", "push trap", "broker", "fan-out"]

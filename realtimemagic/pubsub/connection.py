@@ -6,6 +6,7 @@ from ..exceptions import RequestRefused
 from ..runtime.connection import ConnectionInfo, SockJSConnection
 from . import protocol
 from .channels import Delivery
+from .interfaces import PubSubServer
 from .lane import Lane
 from .ratelimit import TokenBucket
 
@@ -24,10 +25,11 @@ def channel_name(channel: Union[str, Dict[str, str]]) -> str:
 class Connection:
     """One client session as the application sees it.
 
-    ``state`` is a dict for the application; ``master`` is the RealTimeMagic object.
+    ``state`` is a dict for the application; ``master`` is the RealTimeMagic object (to the
+    pub/sub modules, what :class:`~.interfaces.PubSubServer` says of it).
     """
 
-    def __init__(self, master: Any, sockjs: SockJSConnection, lane: Lane,
+    def __init__(self, master: PubSubServer, sockjs: SockJSConnection, lane: Lane,
                  bucket: TokenBucket) -> None:
         self.master = master
         self.sockjs = sockjs

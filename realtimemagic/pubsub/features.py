@@ -1,15 +1,17 @@
 """Subscribing to a channel with history (with recovery), and presence (docs/history.md)."""
-from typing import Any, List
+from typing import Any, Dict, List
 
 from ..exceptions import RequestRefused
 from . import protocol
+from .connection import Connection
 from .history import recover
+from .interfaces import PubSubServer
 from .namespaces import NamespaceOptions
 
 SUBSCRIBE_TIMEOUT = 5.0  # s: the broker's confirmation that this process listens to a channel
 
 
-def subscribe_with_history(master: Any, conn: Any, request: protocol.Request,
+def subscribe_with_history(master: PubSubServer, conn: Connection, request: protocol.Request,
                            options: NamespaceOptions) -> None:
     """Subscribe ``conn``, then answer with the channel's position and, when the request gave
     ``since``, whether what the client missed can be replayed; replay it, then go live: no gap
@@ -28,7 +30,8 @@ def subscribe_with_history(master: Any, conn: Any, request: protocol.Request,
         raise
     # From here to the end nothing waits: no delivery can slip in between.
     held = conn.release(channel)
-    details = {"recoverable": True, "epoch": snapshot.epoch or "", "offset": snapshot.top}
+    details: Dict[str, Any] = {"recoverable": True, "epoch": snapshot.epoch or "",
+                               "offset": snapshot.top}
     replay: List[Any] = []
     if request.since is not None:
         recovered, replay = recover(request.since.offset, request.since.epoch, snapshot)
@@ -49,7 +52,7 @@ def subscribe_with_history(master: Any, conn: Any, request: protocol.Request,
             conn.deliver(message)
 
 
-def presence(master: Any, conn: Any, request: protocol.Request,
+def presence(master: PubSubServer, conn: Connection, request: protocol.Request,
              options: NamespaceOptions) -> None:
     if not options.presence:
         raise RequestRefused(protocol.BAD_REQUEST, "presence is off for this channel's "

@@ -7,9 +7,10 @@ from typing import Any
 
 from ..exceptions import AuthenticationError, RequestRefused
 from . import authenticators, features, protocol
+from .connection import Connection
 
 
-def pubsub_receiver(conn: Any, message: Any) -> Any:
+def pubsub_receiver(conn: Connection, message: Any) -> Any:
     """Handle a subscribe, unsubscribe, publish or presence request; False (stop the chain)
     when it did, None (go on) for anything else."""
     if not protocol.is_pubsub_request(message):
@@ -39,7 +40,7 @@ def pubsub_receiver(conn: Any, message: Any) -> Any:
         else:
             authenticators.check_message(master.authenticators, conn, channel,
                                          request.message)
-            master.publish_from(conn, channel, request.message)
+            master.publish_from(conn, channel, request.message, options)
     except RequestRefused as error:
         conn.answer(protocol.error(error.code, error.reason, error.channel or channel,
                                    error.request_id if error.request_id is not None
