@@ -9,7 +9,7 @@ lock, so control frames (pong, close) from the reader never interleave with a da
 import base64
 import binascii
 import logging
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Protocol
 
 import gevent
 from gevent.event import Event
@@ -67,11 +67,22 @@ def _raw_frame(message) -> bytes:
     return text_frame(message.text)
 
 
+class WebSocketFraming(Protocol):
+    """What one WebSocket flavour says about its messages (the HTTP transports' equivalent is
+    :class:`~.base.HttpTransport`)."""
+
+    def write(self, websocket: WebSocket, frame: frames.Frame) -> None:
+        """Send ``frame`` (open, heartbeat, close or a batch of messages) its way."""
+
+    def decode(self, text: str) -> List[str]:
+        """The messages in one text message from the client; raises BadRequest."""
+
+
 class SockJSFraming:
     """SockJS frames as text messages; the client sends JSON arrays of strings.  A heartbeat
     is the SockJS ``h`` frame and a ping (see :func:`serve`)."""
 
-    def write(self, websocket: WebSocket, frame) -> None:
+    def write(self, websocket: WebSocket, frame: frames.Frame) -> None:
         if isinstance(frame, list) and len(frame) == 1:
             # One message: the same frame bytes for every WebSocket recipient.
             websocket.send_frames(frame[0].encoded("ws-sockjs", _sockjs_frame))
@@ -82,7 +93,7 @@ class SockJSFraming:
         if isinstance(frame, Close):
             websocket.close(1000, "Normal closure")
 
-    def decode(self, text: str):
+    def decode(self, text: str) -> List[str]:
         if not text:
             return []
         return frames.decode_messages(text, allow_single=True)
@@ -91,7 +102,7 @@ class SockJSFraming:
 class RawFraming:
     """Plain WebSocket: one message per text frame, heartbeats as pings, a real close code."""
 
-    def write(self, websocket: WebSocket, frame) -> None:
+    def write(self, websocket: WebSocket, frame: frames.Frame) -> None:
         if isinstance(frame, list):
             # Frames shared by every recipient, written in one call.
             websocket.send_frames(b"".join(message.encoded("ws-raw", _raw_frame)
@@ -101,11 +112,11 @@ class RawFraming:
         elif frame == frames.HEARTBEAT:
             websocket.ping()
 
-    def decode(self, text: str):
+    def decode(self, text: str) -> List[str]:
         return [text]
 
 
-def serve(websocket: WebSocket, framing, session, first, clock: Callable[[], float],
+def serve(websocket: WebSocket, framing: WebSocketFraming, session, first, clock: Callable[[], float],
           on_messages: Callable[[Any, List[str]], None]) -> None:
     """Run one WebSocket session until either side closes.  This greenlet reads; a second one
     (the pump) writes what the session has for the client.
