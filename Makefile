@@ -11,8 +11,8 @@ PYPY_TESTS = tests/test_sockjs_protocol.py tests/test_sockjs_protocol_polling.py
 	tests/test_pubsub_protocol.py tests/test_examples.py tests/test_brokers.py \
 	tests/test_monitors_psql.py tests/test_monitors_redis.py tests/test_pgdriver.py
 
-.PHONY: venv setup install serve test test-python test-js test-pypy docs bench bench-short \
-	bench-profile clean
+.PHONY: venv setup install serve test test-python test-fast test-js test-pypy docs bench \
+	bench-short bench-profile clean
 
 # What `make serve` needs: .venv with the package.
 venv:
@@ -32,6 +32,10 @@ test: setup
 
 test-python:
 	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+# The pure and in-process levels, in under a minute: everything not marked slow.
+test-fast: setup
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow"
 
 test-js:
 	node --test client/test/*.test.js client/test/*.test.mjs

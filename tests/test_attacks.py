@@ -27,6 +27,8 @@ import websocket
 from conftest import ROOT, free_port, wait_for_port
 from wsclient import PING, RawWebSocket, encode_frame
 
+pytestmark = pytest.mark.slow
+
 HALF_REQUEST = b"GET /pubsub/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 
 

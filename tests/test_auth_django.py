@@ -47,7 +47,7 @@ import websocket
 from clients import Client, WebSocketClient, XhrPollingClient
 from conftest import ROOT, ServerProcess, free_port, need, rtm_serve_command, run_process
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 DSN = "dbname=test host=127.0.0.1"
 TOKEN_KEY = "test-site-token-key-" + secrets.token_hex(16)

@@ -13,7 +13,7 @@ import websocket
 from clients import WebSocketClient
 from wsclient import RawWebSocket
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 MESSAGES = 10000
 PAYLOAD = "p" * 4096

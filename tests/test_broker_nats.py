@@ -16,7 +16,7 @@ from clients import WebSocketClient
 from conftest import ROOT, free_port, nats_server, rtm_serve_command, wait_for_port
 from freezeproxy import FreezeProxy
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 QUICK = ("--broker-reconnect-min", "0.2", "--broker-reconnect-max", "1",
          "--broker-health-interval", "1")

@@ -15,7 +15,7 @@ from clients import WebSocketClient, XhrPollingClient
 from conftest import (POSTGRES_URL, REDIS_URL, ROOT, free_port, nats_server_binary, need,
                       postgres_available, redis_available, run_process, wait_for_port)
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 def shared_broker(request, name):

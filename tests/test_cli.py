@@ -18,6 +18,8 @@ import pytest
 
 from conftest import ROOT, free_port, need, redis_available, run_process, wait_for_port
 
+pytestmark = pytest.mark.slow
+
 RTM_SERVE = [sys.executable, "-m", "realtimemagic"]
 RTM_PUBLISH = [sys.executable, "-c", "from realtimemagic.cli import publish_main; publish_main()"]
 

@@ -16,6 +16,8 @@ from conftest import ROOT, free_port, need, run_process
 from test_js_client_browser import rtm_serve_plain
 from test_sockjs_client_browser import SOCKJS_MIN_JS, read
 
+pytestmark = pytest.mark.slow
+
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
 SCREENSHOT = os.path.join(ARTIFACTS, "demo.png")
 CDN = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"

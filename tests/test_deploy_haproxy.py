@@ -53,7 +53,7 @@ from conftest import (REDIS_URL, ROOT, free_port, need, redis_available, rtm_ser
                       run_process, which)
 from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 DEPLOY_DIR = os.path.join(ROOT, "examples", "deploy")
 CHECK_JS = os.path.join(DEPLOY_DIR, "check_pubsub.js")

@@ -23,7 +23,7 @@ from test_deploy_haproxy import (DEPLOY_DIR, PROXY_TIMEOUT, Deployment, check_br
                                  start_instances)
 from test_deploy_haproxy import check_page  # noqa: F401 (a fixture)
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 

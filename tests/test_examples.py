@@ -7,7 +7,7 @@ import websocket
 
 from conftest import need, postgres_available
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 LOCAL = ("--host", "127.0.0.1")  # examples written with local=False bind all interfaces
 

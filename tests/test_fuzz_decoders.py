@@ -40,7 +40,7 @@ from realtimemagic.transports.htmlfile import HtmlFile
 from realtimemagic.transports.jsonp import JsonpPolling, decode_jsonp_send
 from realtimemagic.transports.xhr import XhrPolling
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 # Hypothesis keeps caches (and, on failure, patches) in a directory of its own: not in the tree.
 hypothesis.configuration.set_hypothesis_home_dir(

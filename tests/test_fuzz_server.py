@@ -40,7 +40,7 @@ SECONDS = float(os.environ.get("RTM_FUZZ_SECONDS", "20"))
 WORKERS = int(os.environ.get("RTM_FUZZ_WORKERS", "4"))
 MAX_CASES = 20000  # per worker; the time bound is the one that normally ends the run
 
-pytestmark = pytest.mark.timeout(SECONDS + 150)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(SECONDS + 150)]
 
 # Small limits, so that the fuzz reaches them often (the code paths do not depend on the values).
 MAX_MESSAGE = 3000

@@ -16,6 +16,8 @@ from conftest import free_port, need, run_process
 from test_sockjs_client_node import (MESSAGES, NODE_TRANSPORTS, check_result, need_node_client,
                                      run_node_client)
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 5.0
 
 

@@ -11,7 +11,7 @@ import pytest
 from clients import WebSocketClient, XhrPollingClient
 from conftest import free_port, need, redis_available, wait_for_port
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 NAMESPACES = json.dumps({"hist": {"history_size": 100, "history_ttl": 600},
                          "room": {"presence": True, "join_leave": True}})

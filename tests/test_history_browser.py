@@ -32,7 +32,7 @@ from conftest import free_port, need, run_process
 from conftest import REDIS_URL, redis_available
 from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer, read
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 JAVASCRIPT = "application/javascript; charset=UTF-8"
 HTML = "text/html; charset=UTF-8"

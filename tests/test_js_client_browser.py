@@ -30,6 +30,8 @@ import websocket
 from conftest import ROOT, free_port, need, run_process
 from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer, read
 
+pytestmark = pytest.mark.slow
+
 CLIENT_DIR = os.path.join(ROOT, "client")
 JAVASCRIPT = "application/javascript; charset=UTF-8"
 HTML = "text/html; charset=UTF-8"

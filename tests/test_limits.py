@@ -16,7 +16,7 @@ from clients import WebSocketClient
 from conftest import free_port
 from wsclient import RawWebSocket
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 SHUTDOWN_FRAME = 'c[1001,"Server shutting down"]'
 

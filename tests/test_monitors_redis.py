@@ -13,7 +13,7 @@ from freezeproxy import FreezeProxy
 from monitortools import (delivery, first_delivery, is_delivery, round_trips, unique,
                           wait_until)
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 URL = "redis://127.0.0.1:6379/0"
 REOPEN_BOUND = 10.0  # s: generous; expected about backoff_initial (0.5 s), plus the detection

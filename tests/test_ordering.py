@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 BLOCK_SECONDS = 8
 

@@ -22,7 +22,7 @@ import pytest
 from conftest import free_port, need, rtm_serve_command, run_process
 from test_sockjs_client_browser import SOCKJS_MIN_JS, StaticServer, read
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 CHECK = r"""
 window.connectAndSubscribe = function (base, transport) {

@@ -57,7 +57,7 @@ DISCONNECT_DELAY = 3.0
 RSS_SLACK_KIB = 32 * 1024  # how much more the server may hold after the run than before
 TRANSPORTS = ["raw-websocket", "sockjs-websocket", "xhr-polling", "xhr-streaming"]
 
-pytestmark = pytest.mark.timeout(SECONDS + 240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(SECONDS + 240)]
 
 SERVER_FLAGS = ("--rate-limit", "1000", "--disconnect-delay", str(DISCONNECT_DELAY),
                 "--heartbeat-interval", "10", "--response-limit", "16384")

@@ -40,6 +40,8 @@ from conftest import free_port, need, rtm_serve_command, run_process
 from test_sockjs_client_node import (ECHO_CLIENT, JS_DIR, MESSAGES, STEP_TIMEOUT_MS,
                                      check_result, shorten)
 
+pytestmark = pytest.mark.slow
+
 SOCKJS_MIN_JS = os.path.join(JS_DIR, "node_modules", "sockjs-client", "dist", "sockjs.min.js")
 
 #: Every transport of sockjs-client 1.6.1, in its own order (lib/transport-list.js), and the

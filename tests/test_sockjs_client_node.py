@@ -16,6 +16,8 @@ import pytest
 
 from conftest import ROOT, free_port, need, run_process, rtm_serve_command, which
 
+pytestmark = pytest.mark.slow
+
 JS_DIR = os.path.join(ROOT, "tests", "js")
 ECHO_CLIENT = os.path.join(JS_DIR, "echo_client.js")
 SOCKJS_PACKAGE = os.path.join(JS_DIR, "node_modules", "sockjs-client")
