@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
 
-from ..exceptions import BadRequest, ProtocolError
+from ..exceptions import BadRequest, RequestRefused
 
 ACTIONS = ("subscribe", "unsubscribe", "publish", "presence")
 REPLIES = {"subscribe": "subscribed", "unsubscribe": "unsubscribed", "publish": "published",
@@ -76,21 +76,21 @@ def is_pubsub_request(message: Any) -> bool:
 
 
 def parse_request(message: dict) -> Request:
-    """Check a pub/sub request; raises :class:`ProtocolError` (``bad_request``) naming the
+    """Check a pub/sub request; raises :class:`RequestRefused` (``bad_request``) naming the
     field that is missing or wrong."""
     request_id = request_id_of(message)
     if "id" in message and request_id is None:
-        raise ProtocolError(BAD_REQUEST, "id must be a string or an integer")
+        raise RequestRefused(BAD_REQUEST, "id must be a string or an integer")
     payload = message.get("payload")
     if not isinstance(payload, dict):
-        raise ProtocolError(BAD_REQUEST, "payload must be an object", request_id=request_id)
+        raise RequestRefused(BAD_REQUEST, "payload must be an object", request_id=request_id)
     channel: Any = payload.get("channel")  # checked just below
     problem = channel_error(channel)
     if problem:
-        raise ProtocolError(BAD_REQUEST, problem, request_id=request_id)
+        raise RequestRefused(BAD_REQUEST, problem, request_id=request_id)
     action = message["action"]
     if action == "publish" and "message" not in payload:
-        raise ProtocolError(BAD_REQUEST, "publish needs payload.message", channel, request_id)
+        raise RequestRefused(BAD_REQUEST, "publish needs payload.message", channel, request_id)
     since = None
     if action == "subscribe" and payload.get("since") is not None:
         since = payload["since"]
@@ -98,7 +98,7 @@ def parse_request(message: dict) -> Request:
         epoch = since.get("epoch") if isinstance(since, dict) else None
         if (not isinstance(offset, int) or isinstance(offset, bool) or offset < 0
                 or not isinstance(epoch, str)):
-            raise ProtocolError(BAD_REQUEST, "since must be {\"offset\": integer >= 0, "
+            raise RequestRefused(BAD_REQUEST, "since must be {\"offset\": integer >= 0, "
                                 "\"epoch\": string}", channel, request_id)
         since = Position(offset, epoch)
     return Request(action, channel, payload.get("message"), request_id, since)
@@ -183,10 +183,10 @@ def check_text(text: str, limit: int) -> None:
         try:
             size = len(text.encode("utf-8"))
         except UnicodeEncodeError:
-            raise ProtocolError(BAD_REQUEST, "message is not valid Unicode: a lone surrogate"
+            raise RequestRefused(BAD_REQUEST, "message is not valid Unicode: a lone surrogate"
                                 ) from None
     if size > limit:
-        raise ProtocolError(TOO_LARGE, "message larger than %d bytes" % limit)
+        raise RequestRefused(TOO_LARGE, "message larger than %d bytes" % limit)
 
 
 def parse_json(text: str) -> Any:
