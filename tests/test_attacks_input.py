@@ -28,7 +28,7 @@ from conftest import ROOT, free_port, wait_for_port
 from inprocess import in_thread, serving
 from wsclient import TEXT, RawWebSocket
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 SUBSCRIBERS = 50  # of each kind: raw WebSocket and SockJS over WebSocket
 

@@ -31,7 +31,7 @@ SEED = int(os.environ.get("RTM_FUZZ_SEED", "90210"))
 SECONDS = float(os.environ.get("RTM_FUZZ_API_SECONDS", "5"))
 MAX_FRAME = 4000
 
-pytestmark = pytest.mark.timeout(SECONDS + 120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(SECONDS + 120)]
 
 hypothesis.configuration.set_hypothesis_home_dir(
     os.path.join(tempfile.gettempdir(), "realtimemagic-hypothesis"))
