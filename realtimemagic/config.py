@@ -17,7 +17,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import (Any, Dict, List, Mapping, Optional, Union, get_args, get_origin,
+from typing import (Any, Dict, List, Mapping, Optional, Tuple, Union, get_args, get_origin,
                     get_type_hints)
 
 from .exceptions import ConfigError
@@ -380,6 +380,109 @@ def build(keywords: Optional[Mapping[str, Any]] = None,
     return Settings(**values)
 
 
+def fixed(value: Any, help: str, unit: str = "") -> Any:
+    """A field of :class:`FixedValues`: its value, unit and a line of help for the docs."""
+    return field(default=value, metadata={"help": help, "unit": unit})
+
+
+@dataclass(frozen=True)
+class FixedValues:
+    """The timeouts, sizes and counts the server uses that are not settings: fixed by a
+    protocol (SockJS, PostgreSQL, NATS), or small enough that nobody should need another value.
+    Each is written here once; the modules that use them read ``FIXED``."""
+
+    # The SockJS core, the transports and the runtime.
+    sockjs_cache_seconds: int = fixed(
+        365 * 24 * 60 * 60, "How long browsers may cache /iframe.html and CORS preflights "
+        "(one year, as sockjs-node).", "s")
+    websocket_read_size: int = fixed(64 * KiB, "Bytes read from a WebSocket at a time.", "bytes")
+    websocket_close_timeout: float = fixed(
+        2.0, "How long a WebSocket waits for the client's answer to its close frame before "
+        "shutting the socket down.", "s")
+    accept_pause: Tuple[float, float] = fixed(
+        (0.01, 1.0), "First and longest pause of the accept loop while no file descriptor can "
+        "be had (the pause doubles).", "s")
+    incident_log_interval: float = fixed(
+        10.0, "One log line per kind of incident (malformed request, refusal) at most this "
+        "often; the others are counted.", "s")
+    # Pub/sub and the application.
+    subscribe_timeout: float = fixed(
+        5.0, "How long a subscribe waits for the broker to confirm that this process listens to "
+        "the channel (then answers, or refuses a history subscription with internal).", "s")
+    broker_start_timeout: float = fixed(
+        5.0, "How long start-up waits for the broker before serving local clients anyway.", "s")
+    monitor_restart_backoff: Tuple[float, float] = fixed(
+        (0.5, 30.0), "First and longest wait before restarting a monitor function of "
+        "rtm.monitors that raised or returned (the wait doubles).", "s")
+    api_publish_timeout: float = fixed(
+        10.0, "How long Publisher.api_publish waits for the internal API.", "s")
+    token_ttl: int = fixed(3600, "How long a token from make_token() is valid unless told.", "s")
+    # Brokers.
+    postgres_notify_limit: int = fixed(
+        7999, "Largest NOTIFY payload PostgreSQL accepts (8000 with its terminating NUL); the "
+        "broker sends larger messages through a table, a monitor refuses them.", "bytes")
+    postgres_large_message_seconds: int = fixed(
+        300, "How long the PostgreSQL broker keeps a large message in its table.", "s")
+    redis_presence_ttl: float = fixed(
+        60.0, "A presence member not refreshed for this long is gone (its process died).", "s")
+    redis_presence_refresh: float = fixed(
+        15.0, "How often an instance refreshes its own presence members in Redis.", "s")
+    redis_publish_batch: int = fixed(
+        500, "Queued messages the Redis broker sends in one pipeline (one round trip) at most.",
+        "messages")
+    redis_channel_cost: int = fixed(
+        400, "Bytes a Redis history channel is charged besides its text (keys, index "
+        "entries), against history_max_bytes.", "bytes")
+    redis_entry_cost: int = fixed(
+        24, "Bytes a Redis history entry is charged besides its text (its list node).", "bytes")
+    redis_expired_per_call: int = fixed(
+        100, "Expired histories one publish drops in Redis (the upkeep drops the rest).",
+        "channels")
+    nats_connect_timeout: float = fixed(
+        5.0, "TCP connect, then INFO and the PONG of the NATS handshake, within this.", "s")
+    nats_write_timeout: float = fixed(
+        10.0, "A NATS server that takes nothing for this long is gone.", "s")
+    nats_receive_size: int = fixed(64 * KiB, "Bytes read from NATS at a time.", "bytes")
+    nats_max_payload: int = fixed(
+        64 * 1024 * KiB, "Largest NATS message read before the server's INFO has said its own "
+        "max_payload.", "bytes")
+    nats_server_max_payload: int = fixed(
+        1024 * KiB, "A NATS server's max_payload when its INFO does not say (its default).",
+        "bytes")
+    nats_max_control_line: int = fixed(
+        16 * KiB, "Longest line accepted from a NATS server (its own limit is 4096).", "bytes")
+    # Monitors: the defaults of the keywords of PsqlMonitor and RedisMonitor.
+    monitor_keepalive_interval: float = fixed(
+        10.0, "An idle monitor connection is checked (SELECT 1, PING) this often.", "s")
+    monitor_check_timeout: float = fixed(
+        5.0, "A check, LISTEN or SUBSCRIBE must be answered within this.", "s")
+    monitor_connect_timeout: float = fixed(
+        10.0, "Connecting and subscribing must be done within this.", "s")
+    monitor_backoff_initial: float = fixed(
+        0.5, "Wait before the first attempt to reopen a lost monitor connection.", "s")
+    monitor_backoff_max: float = fixed(
+        30.0, "Longest wait between two attempts (the wait doubles each time).", "s")
+    monitor_backoff_jitter: float = fixed(
+        0.2, "Each wait is shortened by a random part up to this fraction.", "fraction")
+    tcp_keepalive_probes: int = fixed(
+        3, "Unanswered TCP keepalive probes before the kernel drops a monitor's connection.",
+        "probes")
+
+
+#: The one instance: ``config.FIXED.websocket_close_timeout``.
+FIXED = FixedValues()
+
+
+def fixed_values_table() -> str:
+    """The Markdown table of the fixed values in docs/settings.md."""
+    rows = ["| name | value | meaning |", "| --- | --- | --- |"]
+    for f in dataclasses.fields(FixedValues):
+        unit = f.metadata.get("unit")
+        value = "%r%s" % (f.default, " " + unit if unit else "")
+        rows.append("| `%s` | %s | %s |" % (f.name, value, f.metadata["help"]))
+    return "\n".join(rows) + "\n"
+
+
 def settings_table() -> str:
     """The Markdown table of docs/settings.md."""
     rows = ["| setting | flag | environment | default | meaning |",
@@ -399,4 +502,7 @@ if __name__ == "__main__":
           "and an `RTM_*` environment variable; a keyword or flag wins over the environment, which "
           "wins over the default. This page "
           "is generated from `realtimemagic/config.py` (`make docs`).\n")
-    print(settings_table(), end="")
+    print(settings_table())
+    print("## Fixed values\n\nThe timeouts, sizes and counts that are not settings, each "
+          "written once in `realtimemagic/config.py` (`FixedValues`) and read from there.\n")
+    print(fixed_values_table(), end="")

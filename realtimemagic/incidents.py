@@ -11,10 +11,12 @@ import logging
 import time
 from typing import Callable, Dict
 
+from .config import FIXED
+
 log = logging.getLogger("realtimemagic.incidents")
 
 #: Seconds between two log lines of one kind.
-LOG_INTERVAL = 10.0
+LOG_INTERVAL = FIXED.incident_log_interval
 
 #: kind -> what the log line says it is.  The kinds are the keys of ``counts``.
 KINDS = {

@@ -20,6 +20,7 @@ from . import brokers, config, routing
 from .api import start_api
 from .auth.origins import automatic_rule
 from .backoff import Backoff
+from .config import FIXED
 from .exceptions import ConfigError
 from .pubsub import namespaces
 from .pubsub.dispatcher import HookDispatcher
@@ -29,8 +30,8 @@ from .runtime.static import StaticFile
 
 log = logging.getLogger("realtimemagic")
 
-MONITOR_BACKOFF = (0.5, 30.0)  # seconds: first and longest wait before restarting a monitor
-BROKER_START_TIMEOUT = 5.0  # seconds start-up waits for the broker before serving anyway
+MONITOR_BACKOFF = FIXED.monitor_restart_backoff  # s: first and longest wait before a restart
+BROKER_START_TIMEOUT = FIXED.broker_start_timeout  # s start-up waits for the broker
 
 
 class RealTimeMagic(HookDispatcher):

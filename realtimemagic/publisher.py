@@ -15,10 +15,11 @@ import urllib.request
 from typing import Any
 
 from . import brokers
+from .config import FIXED
 from .exceptions import ConfigError, PublishError
 from .pubsub import protocol
 
-API_TIMEOUT = 10.0  # seconds api_publish waits for the server
+API_TIMEOUT = FIXED.api_publish_timeout  # seconds api_publish waits for the server
 
 
 def api_publish(api_url: str, channel: str, message: Any, api_key: str = "",

@@ -29,6 +29,7 @@ import re
 import time
 from typing import Any, Dict, Iterable, Optional, Sequence, Union
 
+from ..config import FIXED
 from ..exceptions import AuthenticationError, ConfigError, MissingExtra
 
 try:
@@ -45,7 +46,7 @@ __all__ = ["AuthenticationError", "TokenAuthenticator", "make_token", "channel_a
 STATE_KEY = "token_claims"
 #: The action of the first-message form, and of its reply.
 AUTHENTICATE, AUTHENTICATED = "authenticate", "authenticated"
-DEFAULT_TTL = 3600  # seconds a minted token is valid
+DEFAULT_TTL = FIXED.token_ttl  # seconds a minted token is valid
 
 
 def make_token(key: Union[str, bytes], subject: Any, channels: Iterable[str] = (),

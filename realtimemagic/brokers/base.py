@@ -22,6 +22,7 @@ import gevent
 from gevent.event import Event
 
 from ..backoff import Backoff
+from ..config import Settings
 from ..exceptions import BadRequest, ConfigError
 from ..pubsub import protocol
 from ..pubsub.history import Snapshot
@@ -135,14 +136,19 @@ class Outgoing(NamedTuple):
     options: Any = None  # the namespace options of a history message
 
 
-class BrokerSettings:
-    """The broker's part of the config (see realtimemagic.config)."""
+_DEFAULTS = Settings()
 
-    def __init__(self, queue_size: int = 10000, reconnect_min: float = 0.5,
-                 reconnect_max: float = 30.0, health_interval: float = 10.0,
-                 history_max_channels: int = 100000,
-                 history_max_bytes: int = 32 * 1024 * 1024,
-                 sequence_channels: int = 100000) -> None:
+
+class BrokerSettings:
+    """The broker's part of the config; its defaults are the settings' (realtimemagic.config)."""
+
+    def __init__(self, queue_size: int = _DEFAULTS.broker_queue_size,
+                 reconnect_min: float = _DEFAULTS.broker_reconnect_min,
+                 reconnect_max: float = _DEFAULTS.broker_reconnect_max,
+                 health_interval: float = _DEFAULTS.broker_health_interval,
+                 history_max_channels: int = _DEFAULTS.history_max_channels,
+                 history_max_bytes: int = _DEFAULTS.history_max_bytes,
+                 sequence_channels: int = _DEFAULTS.broker_sequence_channels) -> None:
         self.queue_size = queue_size
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max

@@ -15,13 +15,14 @@ from urllib.parse import unquote
 
 from gevent import monkey
 
+from ..config import FIXED
 from ..exceptions import ConfigError
 from . import nats_protocol as protocol
 
 DEFAULT_PORT = 4222
-CONNECT_TIMEOUT = 5.0  # s: TCP connect, then INFO and the PONG of the handshake
-WRITE_TIMEOUT = 10.0  # s: a server that takes nothing for this long is gone
-RECEIVE_SIZE = 65536
+CONNECT_TIMEOUT = FIXED.nats_connect_timeout  # s: TCP connect, INFO and the handshake's PONG
+WRITE_TIMEOUT = FIXED.nats_write_timeout  # s: a server that takes nothing for this long is gone
+RECEIVE_SIZE = FIXED.nats_receive_size
 
 # A zero-timeout readiness check needs no cooperation: the real select never waits.
 _select = monkey.get_original("select", "select")
@@ -74,7 +75,7 @@ class NatsConnection:
             if info.options.get("tls_required"):
                 raise ConfigError("the NATS server %s:%d requires TLS, which the NATS broker "
                                   "does not speak" % (host, port))
-            self.max_payload = int(info.options.get("max_payload", 1024 * 1024))
+            self.max_payload = int(info.options.get("max_payload", FIXED.nats_server_max_payload))
             self.parser.max_payload = self.max_payload  # nothing larger can come either
             self.send(protocol.connect(name, url.user, url.password, url.token))
             self.flush(timeout)  # an authorization error arrives as -ERR before the PONG

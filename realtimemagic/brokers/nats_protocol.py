@@ -14,9 +14,11 @@ a subject is at most 4 + 3 x 800 bytes, well within the server's 4096-byte contr
 import json
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
+from ..config import FIXED
+
 SUBJECT_PREFIX = "rtm."
 _PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_:")
-MAX_CONTROL_LINE = 16384  # bytes: the longest line from the server accepted (its own is 4096)
+MAX_CONTROL_LINE = FIXED.nats_max_control_line  # bytes: longest line from the server accepted
 
 PING = b"PING\r\n"
 PONG = b"PONG\r\n"
@@ -79,7 +81,7 @@ class Parser:
     """What the server sends, fed in pieces of any size; ``feed`` returns the complete events.
     A payload longer than ``max_payload`` bytes or a line longer than MAX_CONTROL_LINE raises."""
 
-    def __init__(self, max_payload: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_payload: int = FIXED.nats_max_payload) -> None:
         self.max_payload = max_payload
         self._buffer = bytearray()
         self._message: Optional[Tuple[str, int, int]] = None  # a MSG waiting for its payload

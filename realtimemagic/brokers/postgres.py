@@ -18,6 +18,7 @@ from typing import Any, Callable, List
 
 from gevent.socket import wait_read
 
+from ..config import FIXED
 from ..exceptions import MissingExtra
 
 try:
@@ -28,8 +29,8 @@ except ImportError as error:
 from .base import (COMMAND_LATENCY, BrokerSettings, Deliver, NetworkBroker, WithoutHistory,
                    log)
 
-NOTIFY_LIMIT = 7999  # bytes of payload PostgreSQL accepts (8000 with the terminating NUL)
-LARGE_MESSAGE_SECONDS = 300
+NOTIFY_LIMIT = FIXED.postgres_notify_limit  # bytes of payload PostgreSQL accepts
+LARGE_MESSAGE_SECONDS = FIXED.postgres_large_message_seconds
 TABLE = "realtimemagic_messages"
 
 

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import gevent
 
+from ..config import FIXED
 from ..exceptions import MissingExtra
 
 try:
@@ -44,15 +45,15 @@ from .base import (COMMAND_LATENCY, BrokerSettings, Deliver, HistoryFigures, Net
 log = logging.getLogger("realtimemagic.broker")
 
 PREFIX = "rtm:"
-PRESENCE_TTL = 60.0      # s: a member not refreshed for this long is gone (its process died)
-PRESENCE_REFRESH = 15.0  # s: how often an instance refreshes its own members
+PRESENCE_TTL = FIXED.redis_presence_ttl  # s: a member not refreshed for this long is gone
+PRESENCE_REFRESH = FIXED.redis_presence_refresh  # s: an instance refreshes its members
 INDEX_KEYS = (PREFIX + "hi", PREFIX + "hx", PREFIX + "hb", PREFIX + "hc", PREFIX + "ht")
 # What a channel and an entry are charged besides their text, in bytes (Redis's keys, list
 # nodes and index entries, roughly).
-CHANNEL_COST = 400
-ENTRY_COST = 24
-EXPIRED_PER_CALL = 100  # expired histories dropped by one publish (maintain drops the rest)
-PUBLISH_BATCH = 500      # queued messages sent in one pipeline (one round trip) at most
+CHANNEL_COST = FIXED.redis_channel_cost
+ENTRY_COST = FIXED.redis_entry_cost
+EXPIRED_PER_CALL = FIXED.redis_expired_per_call  # dropped by one publish (maintain: the rest)
+PUBLISH_BATCH = FIXED.redis_publish_batch  # queued messages sent in one pipeline at most
 
 # The bookkeeping of the history index, shared by both scripts.  KEYS[1..5]: INDEX_KEYS.
 HISTORY_INDEX = """

@@ -31,16 +31,18 @@ from gevent.lock import Semaphore
 
 from ..backoff import Backoff
 from ..exceptions import ConfigError, ConnectionLost, MonitorError  # noqa: F401 (re-exported)
+from ..config import FIXED
 
 log = logging.getLogger("realtimemagic.monitors")
 
-KEEPALIVE_INTERVAL = 10.0  # s: an idle connection is checked (SELECT 1, PING) this often
-CHECK_TIMEOUT = 5.0        # s: a check, LISTEN or SUBSCRIBE must be answered within this
-CONNECT_TIMEOUT = 10.0     # s: connecting and subscribing must be done within this
-BACKOFF_INITIAL = 0.5      # s: wait before the first attempt to reopen a lost connection
-BACKOFF_MAX = 30.0         # s: longest wait between two attempts (the wait doubles each time)
-BACKOFF_JITTER = 0.2       # fraction: each wait is shortened by a random part up to this
-TCP_KEEPALIVE_PROBES = 3   # unanswered TCP keepalive probes before the kernel drops the link
+# The defaults of the keywords below, each explained in config.FixedValues.
+KEEPALIVE_INTERVAL = FIXED.monitor_keepalive_interval
+CHECK_TIMEOUT = FIXED.monitor_check_timeout
+CONNECT_TIMEOUT = FIXED.monitor_connect_timeout
+BACKOFF_INITIAL = FIXED.monitor_backoff_initial
+BACKOFF_MAX = FIXED.monitor_backoff_max
+BACKOFF_JITTER = FIXED.monitor_backoff_jitter
+TCP_KEEPALIVE_PROBES = FIXED.tcp_keepalive_probes
 
 # Connection states, as status() reports them.
 IDLE = "idle"                  # no function of the monitor has been started

@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List
 import gevent
 import gevent.select
 
+from ..config import FIXED
 from ..exceptions import MissingExtra
 
 try:
@@ -40,7 +41,7 @@ log = logging.getLogger("realtimemagic.monitors")
 DEFAULT_DSN = "dbname=test host=127.0.0.1"
 # pg_stat_activity.application_name of the monitor's session, unless the DSN names one.
 APPLICATION_NAME = "realtimemagic-monitor"
-NOTIFY_PAYLOAD_LIMIT = 7999  # bytes: PostgreSQL refuses longer NOTIFY payloads (docs/monitors.md)
+NOTIFY_PAYLOAD_LIMIT = FIXED.postgres_notify_limit  # bytes: longer NOTIFY payloads are refused
 
 
 class PsqlMonitor(Monitor):

@@ -2,13 +2,14 @@
 from typing import Any, Dict, List
 
 from ..exceptions import RequestRefused
+from ..config import FIXED
 from . import protocol
 from .connection import Connection
 from .history import recover
 from .interfaces import PubSubServer
 from .namespaces import NamespaceOptions
 
-SUBSCRIBE_TIMEOUT = 5.0  # s: the broker's confirmation that this process listens to a channel
+SUBSCRIBE_TIMEOUT = FIXED.subscribe_timeout  # s: the broker confirms it listens to a channel
 
 
 def subscribe_with_history(master: PubSubServer, conn: Connection, request: protocol.Request,

@@ -38,16 +38,21 @@ class Server:
     ``app`` may have ``startup()``, ``shutdown()`` and ``close_all(code, reason)``; they are
     called at the matching moments.  ``settings`` gives the bounds on what clients send
     (``header_timeout``, ``body_timeout``, ``max_connections``); the defaults when None.
+    ``host``, ``port`` and ``shutdown_timeout`` left None are those of ``settings``.
     """
 
-    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 9000,
-                 shutdown_timeout: float = 5.0,
+    def __init__(self, app: Callable, host: Optional[str] = None, port: Optional[int] = None,
+                 shutdown_timeout: Optional[float] = None,
                  settings: Optional[config.Settings] = None) -> None:
+        settings = settings or config.Settings()
         self.app = app
-        self.shutdown_timeout = shutdown_timeout
+        self.shutdown_timeout = (settings.shutdown_timeout if shutdown_timeout is None
+                                 else shutdown_timeout)
+        address = (settings.host if host is None else host,
+                   settings.port if port is None else port)
         # A pool (unbounded: max_connections bounds the sessions and, in the server, the
         # half-open connections), so that stop() can wait for the connections to finish.
-        self.wsgi = bounded_server((host, port), app, settings or config.Settings(), spawn=Pool())
+        self.wsgi = bounded_server(address, app, settings, spawn=Pool())
         self.wsgi.handlers = weakref.WeakSet()
         self._stopped = Event()
 

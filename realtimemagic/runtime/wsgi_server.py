@@ -20,11 +20,12 @@ from gevent import pywsgi
 from gevent.monkey import get_original
 
 from ..incidents import incidents
+from ..config import FIXED
 from .handler import answer
 
 #: accept() errors that mean "no descriptor (or no memory for one) just now".
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-ACCEPT_PAUSE = (0.01, 1.0)  # seconds: first and longest pause when no descriptor can be had
+ACCEPT_PAUSE = FIXED.accept_pause  # seconds: first and longest pause without descriptors
 # gevent's patched os.close defers closing a descriptor that is not a regular file to the next
 # loop iteration; the reserve must be free before the accept that follows.
 _close_now = get_original("os", "close")
@@ -51,10 +52,10 @@ def half_open() -> int:
 
 class WSGIServer(pywsgi.WSGIServer):
     """``header_timeout`` and ``body_timeout`` (seconds) are read by the handler; ``None``
-    leaves the client all the time it wants."""
+    leaves the client all the time it wants.  ``max_half_open`` None: no bound."""
 
     def __init__(self, listener, application, header_timeout: Optional[float] = None,
-                 body_timeout: Optional[float] = None, max_half_open: int = 10000,
+                 body_timeout: Optional[float] = None, max_half_open: Optional[int] = None,
                  **keywords) -> None:
         super().__init__(listener, application, **keywords)
         self.header_timeout = header_timeout
@@ -78,7 +79,7 @@ class WSGIServer(pywsgi.WSGIServer):
             self._reserve = None
 
     def handle(self, sock, address) -> None:
-        if self.half_open >= self.max_half_open:
+        if self.max_half_open is not None and self.half_open >= self.max_half_open:
             incidents.record("half_open_limit", "from %s" % (address[0],))
             answer(sock, TOO_MANY_HALF_OPEN)
             return  # the server closes the socket

@@ -4,10 +4,12 @@ import json
 import random
 from typing import Optional, Tuple
 
+from ..config import FIXED
+
 GREETING = "Welcome to SockJS!\n"
 
 # One year, as sockjs-node: the iframe page only changes with the sockjs_url setting.
-CACHE_SECONDS = 365 * 24 * 60 * 60
+CACHE_SECONDS = FIXED.sockjs_cache_seconds
 
 IFRAME_TEMPLATE = """<!DOCTYPE html>
 <html>

@@ -15,6 +15,7 @@ import gevent
 from gevent.event import Event
 from wsproto.utilities import generate_accept_token
 
+from ..config import FIXED
 from ..exceptions import BadRequest
 from ..incidents import incidents
 from ..sockjs import frames
@@ -25,7 +26,7 @@ from .websocket_connection import WebSocket, text_frame
 log = logging.getLogger(__name__)
 
 #: Seconds we wait for the client's answer to our close frame.
-CLOSE_TIMEOUT = 2.0
+CLOSE_TIMEOUT = FIXED.websocket_close_timeout
 #: A client that has not answered the previous heartbeat's ping when the next one is due.
 PING_TIMEOUT = (4008, "Ping timeout")
 #: How a connection ends when one of its frames cannot be written (a bug, never the client's

@@ -10,14 +10,15 @@ from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, T
 from wsproto.frame_protocol import CloseReason
 
 from ..exceptions import SendStalled
+from ..config import FIXED
 
-READ_SIZE = 64 * 1024
+READ_SIZE = FIXED.websocket_read_size
 
 
 class WebSocket:
     """A server-side WebSocket over a taken-over socket: wsproto plus one write lock."""
 
-    def __init__(self, sock, max_size: int, send_timeout: float = 30.0) -> None:
+    def __init__(self, sock, max_size: int, send_timeout: float) -> None:
         self.sock = sock
         self.max_size = max_size
         self.send_timeout = send_timeout
