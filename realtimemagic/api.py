@@ -19,12 +19,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .exceptions import BadRequest, BodyTimeout, IncompleteRequest, MessageTooLarge, PeerError
+from .http import Request, respond
 from .pubsub import protocol
-from .runtime.http import respond
 from .runtime.server import bounded_server, listen
 from .runtime.wsgi_server import WSGIServer
 from .stats import StatsCollector, stats
-from .transports.base import Request
 
 JSON = ("Content-Type", "application/json")
 EXPECTED = 'expected a JSON object {"channel": ..., "message": ...}'

@@ -34,7 +34,7 @@ from realtimemagic.exceptions import BadRequest, MessageTooLarge, ProtocolError
 from realtimemagic.pubsub import protocol
 from realtimemagic.sockjs import frames
 from realtimemagic.sockjs.frames import Close, OutgoingMessage, decode_messages, quote, render
-from realtimemagic.transports.base import Request, callback_name
+from realtimemagic.http import Request, callback_name
 from realtimemagic.transports.eventsource import EventSource
 from realtimemagic.transports.htmlfile import HtmlFile
 from realtimemagic.transports.jsonp import JsonpPolling, decode_jsonp_send

@@ -3,6 +3,8 @@ anything higher, lazy imports inside functions included.  A module the map does 
 the test too: a new top-level module says where it belongs."""
 import ast
 import os
+import subprocess
+import sys
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
@@ -14,7 +16,7 @@ PACKAGE = "realtimemagic"
 #: Bottom to top.  Each entry: the layer's name and the top-level modules or packages in it.
 #: Modules of one layer may import each other; a module may import any layer below its own.
 LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
-    ("foundation", ("exceptions", "config", "backoff", "incidents")),
+    ("foundation", ("exceptions", "config", "backoff", "incidents", "http")),
     ("sockjs core", ("sockjs",)),
     ("transports", ("transports",)),
     ("runtime", ("runtime",)),
@@ -140,3 +142,13 @@ def test_imports_down_or_across_pass(module, source):
 def test_a_module_without_a_layer_fails():
     _, unplaced = upward_imports(synthetic({"realtimemagic.newthing": "import os\n"}))
     assert unplaced == ["realtimemagic.newthing"]
+
+
+def test_the_http_helpers_are_pure():
+    """realtimemagic.http, below the transports, the runtime and the API, imports neither
+    gevent nor wsproto (the standard library's email.utils brings socket, which is harmless)."""
+    code = ("import sys, realtimemagic.http;"
+            "print(','.join(m for m in ('gevent', 'greenlet', 'wsproto') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    assert out.stdout.strip() == "", out.stdout

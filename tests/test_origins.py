@@ -16,7 +16,7 @@ import websocket
 
 from realtimemagic import RealTimeMagic, config
 from realtimemagic.auth import Authenticator
-from realtimemagic.transports.base import Request
+from realtimemagic.http import Request
 from realtimemagic.transports.origins import origin_of, page_origin
 
 from inprocess import in_thread, serving

@@ -13,14 +13,13 @@ from ..sockjs.registry import SessionRegistry
 from ..sockjs.routing import RECEIVERS, SOCKJS_CLIENT_PATH, Route, allowed, resolve
 from ..sockjs.session import Session
 from ..transports import HTTP_RECEIVERS, websocket
-from ..transports.base import (NO_CACHE, TEXT_PLAIN, Headers, Receiver, Request, cache_headers,
-                               client_socket, cors_headers, jsessionid_headers, options_headers,
-                               set_nodelay, stream_frames)
+from ..http import (NO_CACHE, TEXT_PLAIN, Headers, Request, cache_headers, cors_headers,
+                    jsessionid_headers, options_headers, respond)
+from ..transports.base import Receiver, client_socket, set_nodelay, stream_frames
 from ..transports.jsonp import decode_jsonp_send
 from ..transports.origins import OriginRule, listed, page_origin
 from ..transports.xhr import decode_xhr_send
 from .connection import ConnectionInfo, SockJSConnection, SockJSHandler
-from .http import respond
 from .static import StaticFile
 from .remote import RemoteSessions
 

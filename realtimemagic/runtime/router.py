@@ -1,9 +1,8 @@
 """Several SockJS endpoints (and an optional fallback WSGI app) behind one WSGI callable."""
 from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence
 
+from ..http import TEXT_PLAIN, respond
 from .endpoint import NOT_FOUND, SockJSEndpoint
-from .http import respond
-from ..transports.base import TEXT_PLAIN
 
 
 class Router:

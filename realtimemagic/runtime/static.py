@@ -3,7 +3,7 @@ import hashlib
 import os
 from typing import Dict, Iterable, Optional
 
-from .http import respond
+from ..http import respond
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static")
 

@@ -1,6 +1,7 @@
 """The eventsource (Server-Sent Events) receiver."""
 from ..sockjs import frames
-from .base import HttpTransport, NO_CACHE, cors_headers
+from ..http import NO_CACHE, cors_headers
+from .base import HttpTransport
 
 # The characters that would end an SSE line or event early, %-escaped as sockjs-node does
 # (and '%' itself, so that the escaping can be undone).

@@ -2,7 +2,8 @@
 import json
 
 from ..sockjs import frames
-from .base import HttpTransport, NO_CACHE, callback_name
+from ..http import NO_CACHE, callback_name
+from .base import HttpTransport
 
 _TEMPLATE = """<!doctype html>
 <html><head>

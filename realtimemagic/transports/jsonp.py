@@ -4,7 +4,8 @@ from urllib.parse import parse_qs
 
 from ..exceptions import BadRequest
 from ..sockjs import frames
-from .base import HttpTransport, JAVASCRIPT, NO_CACHE, Request, callback_name
+from ..http import JAVASCRIPT, NO_CACHE, Request, callback_name
+from .base import HttpTransport
 
 
 class JsonpPolling(HttpTransport):

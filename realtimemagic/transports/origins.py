@@ -11,7 +11,7 @@ neither is from an unknown page of another origin (``null``).
 from typing import Callable, FrozenSet, Optional
 from urllib.parse import urlsplit
 
-from .base import Request
+from ..http import Request
 
 #: ``rule(origin, host)``: may a page of ``origin`` (``scheme://host[:port]``, or ``null``)
 #: use the endpoint?  ``host`` is the request's Host header (None when it had none).

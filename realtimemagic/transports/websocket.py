@@ -17,10 +17,11 @@ from wsproto.utilities import generate_accept_token
 
 from ..config import FIXED
 from ..exceptions import BadRequest
+from ..http import Request
 from ..incidents import incidents
 from ..sockjs import frames
 from ..sockjs.frames import Close
-from .base import Receiver, Request, client_socket
+from .base import Receiver, client_socket
 from .websocket_connection import WebSocket, text_frame
 
 log = logging.getLogger(__name__)

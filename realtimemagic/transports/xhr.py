@@ -1,6 +1,7 @@
 """xhr-polling and xhr-streaming receivers, and the xhr_send endpoint."""
 from ..sockjs import frames
-from .base import HttpTransport, Request
+from ..http import Request
+from .base import HttpTransport
 
 # 2048 bytes before the first frame: some browsers deliver nothing of a streaming response
 # before they have seen about 2 KiB.
