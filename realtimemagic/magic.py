@@ -35,7 +35,8 @@ BROKER_START_TIMEOUT = FIXED.broker_start_timeout  # s start-up waits for the br
 
 
 class RealTimeMagic(HookDispatcher):
-    """The server and its hooks.  Keywords are the settings of :mod:`realtimemagic.config`."""
+    """The server: the hook dispatcher with its lifecycle.  Keywords are the settings of
+    :mod:`realtimemagic.config`."""
 
     broker: brokers.Broker
 

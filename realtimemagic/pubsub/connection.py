@@ -77,7 +77,7 @@ class Connection:
             return False
         if len(self._channels) >= self.master.settings.max_subscriptions:
             raise RequestRefused(protocol.LIMIT, "at most %d subscriptions per connection"
-                                % self.master.settings.max_subscriptions, name)
+                                 % self.master.settings.max_subscriptions, name)
         if not self.is_open:
             return False
         self._channels[name] = None

@@ -1,8 +1,8 @@
 """Subscribing to a channel with history (with recovery), and presence (docs/history.md)."""
 from typing import Any, Dict, List
 
-from ..exceptions import RequestRefused
 from ..config import FIXED
+from ..exceptions import RequestRefused
 from . import protocol
 from .connection import Connection
 from .history import recover
@@ -23,7 +23,7 @@ def subscribe_with_history(master: PubSubServer, conn: Connection, request: prot
         conn.subscribe(channel)
         if not master.broker.wait_subscribed(channel, SUBSCRIBE_TIMEOUT):
             raise RequestRefused(protocol.INTERNAL, "the broker did not confirm the "
-                                "subscription in time", channel, request.request_id)
+                                 "subscription in time", channel, request.request_id)
         snapshot = master.broker.snapshot(channel, options)
     except BaseException:
         for message in conn.release(channel):
@@ -57,7 +57,7 @@ def presence(master: PubSubServer, conn: Connection, request: protocol.Request,
              options: NamespaceOptions) -> None:
     if not options.presence:
         raise RequestRefused(protocol.BAD_REQUEST, "presence is off for this channel's "
-                            "namespace", request.channel, request.request_id)
+                             "namespace", request.channel, request.request_id)
     members = master.broker.presence_members(request.channel)
     conn.answer(protocol.reply("presence", request.channel, request.request_id,
                                clients=members))

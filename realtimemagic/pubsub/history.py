@@ -28,7 +28,8 @@ def new_epoch() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def recover(since_offset: int, since_epoch: Optional[str], snapshot: Snapshot) -> Tuple[bool, List[Entry]]:
+def recover(since_offset: int, since_epoch: Optional[str],
+            snapshot: Snapshot) -> Tuple[bool, List[Entry]]:
     """Whether a client that saw up to ``since_offset`` of ``since_epoch`` can be given exactly
     what it missed, and those entries."""
     if since_epoch == "" and since_offset == 0:

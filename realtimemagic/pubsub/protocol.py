@@ -12,7 +12,7 @@ publish, never per recipient, and walk the value only when the text could hold s
 """
 import json
 import re
-from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, NamedTuple, Optional, Union
 
 from ..exceptions import BadRequest, RequestRefused
 
@@ -99,7 +99,7 @@ def parse_request(message: dict) -> Request:
         if (not isinstance(offset, int) or isinstance(offset, bool) or offset < 0
                 or not isinstance(epoch, str)):
             raise RequestRefused(BAD_REQUEST, "since must be {\"offset\": integer >= 0, "
-                                "\"epoch\": string}", channel, request_id)
+                                 "\"epoch\": string}", channel, request_id)
         since = Position(offset, epoch)
     return Request(action, channel, payload.get("message"), request_id, since)
 
@@ -184,7 +184,7 @@ def check_text(text: str, limit: int) -> None:
             size = len(text.encode("utf-8"))
         except UnicodeEncodeError:
             raise RequestRefused(BAD_REQUEST, "message is not valid Unicode: a lone surrogate"
-                                ) from None
+                                 ) from None
     if size > limit:
         raise RequestRefused(TOO_LARGE, "message larger than %d bytes" % limit)
 
