@@ -451,6 +451,21 @@ class FixedValues:
         "bytes")
     nats_max_control_line: int = fixed(
         16 * KiB, "Longest line accepted from a NATS server (its own limit is 4096).", "bytes")
+    # Routing a session's requests between processes (the routing setting).
+    routing_probe_timeout: float = fixed(
+        1.0, "The longest a new receiving request waits to learn whether the request it would "
+        "replace, held by another process, is still there.", "s")
+    routing_reconnect: Tuple[float, float] = fixed(
+        (0.5, 10.0), "First and longest wait before the routing inbox listens again after its "
+        "connection was lost (the wait doubles).", "s")
+    routing_refresh_batch: int = fixed(
+        500, "Sessions refreshed in the Redis directory per round trip.", "sessions")
+    routing_postgres_pool_size: int = fixed(
+        4, "PostgreSQL connections for the routing directory and its posts, besides the "
+        "listener's.", "connections")
+    routing_orphan_seconds: int = fixed(
+        300, "Directory entries and inbox rows left behind by a dead process are deleted after "
+        "this long.", "s")
     # Monitors: the defaults of the keywords of PsqlMonitor and RedisMonitor.
     monitor_keepalive_interval: float = fixed(
         10.0, "An idle monitor connection is checked (SELECT 1, PING) this often.", "s")

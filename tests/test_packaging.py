@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, free_port, need, wait_for_port
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 PACKAGE = "realtimemagic"
 

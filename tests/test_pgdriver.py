@@ -10,7 +10,7 @@ import pytest
 
 from conftest import POSTGRES_URL, ROOT, need, postgres_available
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 PYPY = platform.python_implementation() == "PyPy"
 

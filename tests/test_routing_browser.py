@@ -20,7 +20,7 @@ from test_sockjs_client_browser import (SAME_ORIGIN_ONLY, SESSION_URL,  # noqa: 
                                         static_server, test_browser_sockjs_client)
 from test_sockjs_client_node import check_result
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 HTTP_TRANSPORTS = ["xhr-polling", "xhr-streaming", "eventsource", "iframe-htmlfile",
                    "jsonp-polling"]

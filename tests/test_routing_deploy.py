@@ -18,7 +18,7 @@ from test_deploy_nginx import TEMP_PATHS
 from test_routing_browser import HTTP_TRANSPORTS, echo_in_browser
 from test_sockjs_client_browser import static_server  # noqa: F401 (a fixture)
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 #: "POST /echo/123/<session>/xhr HTTP/1.1" in an instance's access log (--log-level debug).
 SESSION_REQUEST = re.compile(r'"[A-Z]+ /(?:echo|close)/[^/ ]+/([^/ ?]+)/([a-z_]+)[ ?]')

@@ -15,7 +15,7 @@ import pytest
 from conftest import REDIS_URL, need, redis_available
 from routed import gunicorn_routed, workers_by_session
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 ROUTING_TTL = 2.0
 #: The documented bound (docs/deployment.md): a dead owner is noticed within 1.5 routing_ttl;

@@ -15,7 +15,7 @@ from conftest import (POSTGRES_URL, REDIS_URL, free_port, need, postgres_availab
 from test_sockjs_protocol import (ANOTHER_CONNECTION, GO_AWAY, INTERRUPTED, Client,
                                   session_path)
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 HEARTBEAT = 1.0
 DISCONNECT_DELAY = 2.0

@@ -13,6 +13,8 @@ from test_sockjs_protocol_polling import *  # noqa: F401,F403
 from test_sockjs_protocol_streaming import *  # noqa: F401,F403
 from test_sockjs_protocol_websocket import *  # noqa: F401,F403
 
+pytestmark = pytest.mark.slow
+
 # Tests that start a server of their own (other timings) add nothing here.
 for _name in [name for name, value in list(globals().items()) if name.startswith("test_")
               and "quick_client" in getattr(value, "__code__", None).co_varnames[:8]]:

@@ -19,6 +19,7 @@ from gevent.socket import wait_read
 
 from .. import pgdriver  # psycopg2, or psycopg2cffi on PyPy (registered as psycopg2)
 from ..backoff import Backoff
+from ..config import FIXED
 from ..exceptions import RoutesUnavailable
 from ..runtime.remote import Message
 from . import wire
@@ -29,10 +30,10 @@ log = logging.getLogger("realtimemagic.routing")
 
 SESSIONS = "realtimemagic_sessions"
 INBOX = "realtimemagic_inbox"
-NOTIFY_LIMIT = 7999  # bytes of payload PostgreSQL accepts
-POOL_SIZE = 4  # connections for the directory and the posts, besides the listener's
-RECONNECT = (0.5, 10.0)
-ORPHAN_SECONDS = 300
+NOTIFY_LIMIT = FIXED.postgres_notify_limit  # bytes of payload PostgreSQL accepts
+POOL_SIZE = FIXED.routing_postgres_pool_size  # besides the listener's connection
+RECONNECT = FIXED.routing_reconnect
+ORPHAN_SECONDS = FIXED.routing_orphan_seconds
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS %s (key text PRIMARY KEY, node text NOT NULL, "
     "expires_at timestamptz NOT NULL)" % SESSIONS,

@@ -13,6 +13,7 @@ import redis
 
 from ..backoff import Backoff
 from ..brokers import redis_urls
+from ..config import FIXED
 from ..exceptions import RoutesUnavailable
 from ..runtime.remote import Message
 from . import wire
@@ -21,7 +22,7 @@ log = logging.getLogger("realtimemagic.routing")
 
 SESSION = "rtm:s:"
 INBOX = "rtm:i:"
-RECONNECT = (0.5, 10.0)  # seconds: first and longest wait before listening again
+RECONNECT = FIXED.routing_reconnect  # seconds: first and longest wait before listening again
 
 # KEYS: the session; ARGV: the node.  Deletes the entry if the node holds it.
 RELEASE = """
@@ -42,7 +43,7 @@ for _, key in ipairs(KEYS) do
 end
 return lost
 """
-REFRESH_BATCH = 500
+REFRESH_BATCH = FIXED.routing_refresh_batch
 
 
 class RedisRoutes:

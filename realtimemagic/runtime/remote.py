@@ -32,17 +32,19 @@ from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optiona
 
 import gevent
 
+from ..config import FIXED
 from ..exceptions import RoutesUnavailable
+from ..http import Request
 from ..sockjs.session import INTERRUPTED, Session
 from ..transports import HTTP_RECEIVERS
-from ..transports.base import (HttpTransport, Receiver, Request, client_socket, stream_frames,
+from ..transports.base import (HttpTransport, Receiver, client_socket, stream_frames,
                                watch_disconnect)
 
 log = logging.getLogger("realtimemagic.routing")
 
 Message = Dict[str, Any]
-PROBE_TIMEOUT = 1.0  # s: the longest a new receiving request waits to learn whether the
-#                      request it would replace is still there
+PROBE_TIMEOUT = FIXED.routing_probe_timeout  # s: a new request learns whether the one it
+#                                              would replace is still there
 
 
 class Routes(Protocol):
