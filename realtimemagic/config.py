@@ -427,6 +427,21 @@ class FixedValues:
         60.0, "A presence member not refreshed for this long is gone (its process died).", "s")
     redis_presence_refresh: float = fixed(
         15.0, "How often an instance refreshes its own presence members in Redis.", "s")
+    memory_str_header: int = fixed(
+        80, "Bytes the memory:// history charges a string besides its characters.", "bytes")
+    memory_channel_cost: int = fixed(
+        400, "Bytes the memory:// history charges a channel (its LRU slot, record and list) "
+        "besides its name, against history_max_bytes.", "bytes")
+    memory_entry_cost: int = fixed(
+        160, "Bytes the memory:// history charges an entry (tuple, offset, time) besides its "
+        "JSON.", "bytes")
+    memory_shrink_from: int = fixed(
+        1024, "Channels: a memory:// history table smaller than this is not rebuilt to free "
+        "memory.", "channels")
+    memory_collect_after: int = fixed(
+        1024, "Expired memory:// history channels worth a full garbage collection.", "channels")
+    broker_command_latency: float = fixed(
+        0.05, "Longest wait before a broker's listener sends a queued (un)subscribe.", "s")
     redis_publish_batch: int = fixed(
         500, "Queued messages the Redis broker sends in one pipeline (one round trip) at most.",
         "messages")

@@ -22,7 +22,7 @@ import gevent
 from gevent.event import Event
 
 from ..backoff import Backoff
-from ..config import Settings
+from ..config import FIXED, Settings
 from ..exceptions import BadRequest, ConfigError
 from ..pubsub import protocol
 from ..pubsub.history import Snapshot
@@ -165,7 +165,7 @@ class BrokerSettings:
                    settings.broker_sequence_channels)
 
 
-COMMAND_LATENCY = 0.05  # s: longest wait before the listener sends a queued (un)subscribe
+COMMAND_LATENCY = FIXED.broker_command_latency  # s: before a queued (un)subscribe is sent
 
 
 class NetworkBroker(Broker):

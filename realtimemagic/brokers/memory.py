@@ -4,12 +4,13 @@ import gc
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+from ..config import FIXED
 from ..pubsub.history import MemoryHistory, Snapshot
 from ..pubsub.namespaces import NamespaceOptions
 from ..pubsub.presence import MemoryPresence
 from .base import Broker, BrokerSettings, HistoryFigures
 
-COLLECT_AFTER = 1024  # expired history channels worth a full garbage collection
+COLLECT_AFTER = FIXED.memory_collect_after  # expired channels worth a full collection
 
 
 class MemoryBroker(Broker):

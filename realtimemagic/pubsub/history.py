@@ -9,6 +9,10 @@ import uuid
 from collections import OrderedDict
 from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
+from ..config import FIXED, Settings
+
+_DEFAULTS = Settings()
+
 
 class Entry(NamedTuple):
     offset: int
@@ -53,10 +57,10 @@ def unexpired(entries: List[Entry], ttl: float, now: float) -> List[Entry]:
 # What the memory:// history charges, in bytes, measured on CPython 3.11 (64-bit) with a
 # margin: a channel (its slot in the LRU, its record, its list) and an entry (the tuple, its
 # offset and time), besides the text of the channel name and of the message's JSON.
-STR_HEADER = 80
-CHANNEL_COST = 400
-ENTRY_COST = 160
-SHRINK_FROM = 1024  # channels: below this the table is small enough to keep
+STR_HEADER = FIXED.memory_str_header
+CHANNEL_COST = FIXED.memory_channel_cost
+ENTRY_COST = FIXED.memory_entry_cost
+SHRINK_FROM = FIXED.memory_shrink_from  # channels: below this the table is small enough to keep
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -91,7 +95,8 @@ class MemoryHistory:
     client that saw the old one is told it cannot recover.
     """
 
-    def __init__(self, max_channels: int = 100000, max_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(self, max_channels: int = _DEFAULTS.history_max_channels,
+                 max_bytes: int = _DEFAULTS.history_max_bytes) -> None:
         self.max_channels = max_channels
         self.max_bytes = max_bytes
         self.epoch = new_epoch()  # this process's; a channel's epoch is "<epoch>.<generation>"
