@@ -445,6 +445,13 @@ class FixedValues:
     redis_publish_batch: int = fixed(
         500, "Queued messages the Redis broker sends in one pipeline (one round trip) at most.",
         "messages")
+    broker_loss_log_interval: float = fixed(
+        10.0, "Messages a broker lost are logged at most this often (always counted).", "s")
+    broker_origins_per_channel: int = fixed(
+        64, "Origins (instances, Publisher helpers) whose numbering a broker remembers per "
+        "channel, to drop duplicates and count losses.", "origins")
+    redis_sentinel_timeout: float = fixed(
+        2.0, "A Redis sentinel must say which server is the master within this.", "s")
     redis_channel_cost: int = fixed(
         400, "Bytes a Redis history channel is charged besides its text (keys, index "
         "entries), against history_max_bytes.", "bytes")

@@ -18,7 +18,7 @@ from conftest import free_port, need, wait_for_port
 from realtimemagic.pubsub.history import MemoryHistory, recover
 from realtimemagic.pubsub.namespaces import NamespaceOptions
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 BIG = 10 ** 12
 

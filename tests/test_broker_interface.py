@@ -19,7 +19,7 @@ from realtimemagic.brokers.sequence import Numbers
 from realtimemagic.brokers.memory import MemoryBroker
 from realtimemagic.pubsub.namespaces import NamespaceOptions
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 BROKERS = {"memory": "memory://", "redis": REDIS_URL, "postgresql": POSTGRES_URL,
            "nats": NATS_URL, "redis-sentinel": "redis+sentinel://127.0.0.1:26379/rtm/0",

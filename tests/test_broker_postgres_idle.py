@@ -16,7 +16,7 @@ IDLE_SECONDS = float(os.environ.get("RTM_PG_IDLE_SECONDS", "30"))
 LOAD_SECONDS = float(os.environ.get("RTM_PG_LOAD_SECONDS", "30"))
 WORKERS = 4
 
-pytestmark = pytest.mark.timeout(IDLE_SECONDS + LOAD_SECONDS + 120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(IDLE_SECONDS + LOAD_SECONDS + 120)]
 
 
 def is_delivery(message):

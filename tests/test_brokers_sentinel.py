@@ -14,7 +14,7 @@ from clients import WebSocketClient
 from conftest import free_port
 from redisnodes import publish_through_failover, sentinel_group
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 RATE = 100                # messages per second, published on A
 BEFORE_KILL = 200         # messages published before the master is killed

@@ -12,7 +12,7 @@ from conftest import free_port
 from redisnodes import redis_shards
 from realtimemagic.brokers.sharded import shard_index
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 CHANNELS = 1000
 PER_CLIENT = 100  # the default max_subscriptions

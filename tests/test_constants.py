@@ -11,8 +11,9 @@ from realtimemagic import config
 
 PACKAGE = os.path.join(ROOT, "realtimemagic")
 
-#: Numbers that are no limit: the exit status of a usage error, the NATS protocol's port.
-NOT_LIMITS = {("cli.py", "USAGE_ERROR"), ("brokers/nats_connection.py", "DEFAULT_PORT")}
+#: Numbers that are no limit: the exit status of a usage error, the protocols' default ports.
+NOT_LIMITS = {("cli.py", "USAGE_ERROR"), ("brokers/nats_connection.py", "DEFAULT_PORT"),
+              ("brokers/redis_urls.py", "SENTINEL_PORT")}
 
 #: Parameter names that say a keyword is a limit.
 LIMIT_WORDS = ("timeout", "interval", "size", "delay", "limit", "max", "min", "ttl", "backoff",

@@ -17,7 +17,7 @@ from realtimemagic import RealTimeMagic
 from realtimemagic.brokers.memory import MemoryBroker
 from realtimemagic.pubsub.connection import Connection
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 SUBSCRIBERS = 1000
 SLOW = 500

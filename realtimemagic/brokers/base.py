@@ -31,7 +31,7 @@ from .sequence import Arrivals, Numbers, Sequencer
 
 log = logging.getLogger("realtimemagic.broker")
 
-LOSS_LOG_INTERVAL = 10.0  # s: lost messages are logged at most this often (always counted)
+LOSS_LOG_INTERVAL = FIXED.broker_loss_log_interval  # s: lost messages logged at most this often
 
 Deliver = Callable[..., int]  # deliver(channel, message, action="message", extra=None)
 

@@ -16,11 +16,12 @@ import re
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..config import FIXED
 from ..exceptions import ConfigError
 
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
-SENTINEL_TIMEOUT = 2.0  # s: a sentinel must answer "which server is the master" within this
+SENTINEL_TIMEOUT = FIXED.redis_sentinel_timeout  # s: a sentinel names the master within this
 # A comma that starts another URL (a sentinel URL has commas of its own between its hosts).
 SHARD_SEPARATOR = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
 

@@ -17,7 +17,9 @@ channel, and those after the last one it hears (they are counted when the next o
 from collections import OrderedDict
 from typing import Dict, NamedTuple, Optional, Tuple
 
-ORIGINS_PER_CHANNEL = 64  # origins remembered per channel (instances, Publisher helpers)
+from ..config import FIXED
+
+ORIGINS_PER_CHANNEL = FIXED.broker_origins_per_channel  # instances, Publisher helpers
 
 
 class Numbers(NamedTuple):
