@@ -135,7 +135,7 @@ class Settings:
         "whole Redis). Past it the channel whose last message is the oldest loses its "
         "history (docs/history.md).", "channels")
     history_max_bytes: int = setting(
-        32 * 1024 * KiB, "Memory the histories may take, as charged per channel and per "
+        16 * 1024 * KiB, "Memory the histories may take, as charged per channel and per "
         "message (an upper bound of what CPython holds for them; with redis://, an estimate "
         "of what Redis holds). Past it, as history_max_channels.", "bytes")
     max_connections: int = setting(

@@ -15,6 +15,7 @@ import pytest
 
 from clients import WebSocketClient
 from conftest import free_port, need, wait_for_port
+from realtimemagic.config import Settings
 from realtimemagic.pubsub.history import MemoryHistory, recover
 from realtimemagic.pubsub.namespaces import NamespaceOptions
 
@@ -117,6 +118,13 @@ def private_redis():
     process.wait(10)
 
 
+def send_history(broker, client, channel, message, options):
+    """What the broker's publisher does with one history message off its queue."""
+    from realtimemagic.brokers.base import Outgoing
+    from realtimemagic.brokers.sequence import Numbers
+    broker.send_history(client, Outgoing("history", channel, message, Numbers(1, 1), options))
+
+
 def redis_broker(url, **bounds):
     from realtimemagic.brokers.base import BrokerSettings
     from realtimemagic.brokers.redis import RedisBroker
@@ -130,7 +138,7 @@ def test_redis_history_is_bounded_in_channels_and_bytes(private_redis):
     options = NamespaceOptions(history_size=3, history_ttl=600)
     for number in range(50):
         for _ in range(5):
-            broker.send_history(client, "hist:%d" % number, {"n": number}, options)
+            send_history(broker, client, "hist:%d" % number, {"n": number}, options)
     assert client.zcard("rtm:hi") == 20 and client.hlen("rtm:hb") == 20
     assert client.exists("rtm:h:hist:29", "rtm:n:hist:29", "rtm:e:hist:29") == 0, "dropped"
     assert client.llen("rtm:h:hist:30") == 3
@@ -141,7 +149,7 @@ def test_redis_history_is_bounded_in_channels_and_bytes(private_redis):
     assert figures.bytes == sum(int(value) for value in client.hvals("rtm:hb"))
 
     small = redis_broker(private_redis, history_max_channels=20, history_max_bytes=5000)
-    small.send_history(client, "hist:last", "x" * 100, options)
+    send_history(small, client, "hist:last", "x" * 100, options)
     small.maintain(lambda channel: 600)
     assert 0 < small.history_figures().bytes <= 5000
     assert client.zscore("rtm:hi", "hist:last") is not None
@@ -152,9 +160,9 @@ def test_redis_expired_histories_leave_the_index(private_redis):
     client = redis.Redis.from_url(private_redis)
     broker = redis_broker(private_redis)
     for number in range(5):
-        broker.send_history(client, "brief:%d" % number, number,
+        send_history(broker, client, "brief:%d" % number, number,
                             NamespaceOptions(history_size=10, history_ttl=1))
-    broker.send_history(client, "forever", "kept", NamespaceOptions(history_size=10))
+    send_history(broker, client, "forever", "kept", NamespaceOptions(history_size=10))
     time.sleep(2.1)
     broker.maintain(lambda channel: 1)
     figures = broker.history_figures()
@@ -167,7 +175,7 @@ def test_redis_expired_histories_leave_the_index(private_redis):
 
 CHANNELS = 200000
 HISTORY_TTL = 8  # s
-CAP = 16 * 2**20  # history_max_bytes
+CAP = Settings().history_max_bytes  # the default, 16 MiB
 NAMESPACES = json.dumps({"hist": {"history_size": 10, "history_ttl": HISTORY_TTL}})
 
 
@@ -209,7 +217,7 @@ def test_history_figures_in_stats_and_metrics(start_server):
     flood(server, 1000)
     history = api_stats(api_port)["history"]
     assert history == {"channels": 1000, "entries": 1000, "bytes": history["bytes"],
-                       "dropped": 0, "max_channels": 1500, "max_bytes": 32 * 2**20}
+                       "dropped": 0, "max_channels": 1500, "max_bytes": CAP}
     flood(server, 1000)
     history = api_stats(api_port)["history"]
     assert (history["channels"], history["entries"], history["dropped"]) == (1500, 1500, 500)
@@ -223,13 +231,13 @@ def test_history_figures_in_stats_and_metrics(start_server):
 @pytest.mark.skipif(sys.implementation.name != "cpython", reason="RSS figures are CPython's")
 def test_200000_history_channels_stay_under_the_cap_and_are_freed(start_server):
     """RSS is read from /proc only while the histories live and die, so that nothing else
-    allocates meanwhile.  The cap is 16 MiB here: what stays behind after the TTL is CPython's
-    fragmentation (a few long-lived objects allocated meanwhile keep 1 MiB arenas), which
-    grows with the peak: about 5 to 9 MB at the default 32 MiB, 8 to 12 MB at 64 MiB."""
+    allocates meanwhile.  The cap is the default, 16 MiB: what stays behind after the TTL is
+    CPython's fragmentation (a few long-lived objects allocated meanwhile keep 1 MiB arenas),
+    which grows with the peak: about 5 to 9 MB at 32 MiB, 8 to 12 MB at 64 MiB, so the
+    default is the cap that keeps it within 20% of the baseline."""
     api_port = free_port()
     server = start_server("testapps:history_flood", "--api-port", str(api_port),
-                          "--maintenance-interval", "1", "--namespaces", NAMESPACES,
-                          "--history-max-bytes", str(CAP))
+                          "--maintenance-interval", "1", "--namespaces", NAMESPACES)
     pid = server.process.pid
     flood(server, 5000)  # every code path once (the API's too), then let it expire
     limits = api_stats(api_port)["history"]
