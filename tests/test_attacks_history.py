@@ -126,7 +126,7 @@ def send_history(broker, client, channel, message, options):
 
 
 def redis_broker(url, **bounds):
-    from realtimemagic.brokers.base import BrokerSettings
+    from realtimemagic.brokers.interface import BrokerSettings
     from realtimemagic.brokers.redis import RedisBroker
     return RedisBroker(url, lambda *arguments: 0, BrokerSettings(**bounds))
 

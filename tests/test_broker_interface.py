@@ -1,5 +1,5 @@
 """Every broker (memory, redis, postgresql, nats) implements the whole broker interface
-(realtimemagic.brokers.base.Broker), each method by the class itself or explicitly inherited
+(realtimemagic.brokers.interface.Broker), each method by the class itself or explicitly inherited
 from a broker base, and maintain() runs against the real services.  The PostgreSQL broker sends
 LISTEN/UNLISTEN from its listener greenlet only (queued, as the Redis broker does)."""
 import inspect
@@ -14,7 +14,8 @@ import pytest
 
 from conftest import (NATS_URL, POSTGRES_URL, REDIS_URL, ROOT, nats_available, need,
                       postgres_available, redis_available)
-from realtimemagic.brokers.base import Broker, BrokerSettings, Outgoing
+from realtimemagic.brokers.base import Outgoing
+from realtimemagic.brokers.interface import Broker, BrokerSettings
 from realtimemagic.brokers.sequence import Numbers
 from realtimemagic.brokers.memory import MemoryBroker
 from realtimemagic.pubsub.namespaces import NamespaceOptions

@@ -3,12 +3,12 @@
 through the master Sentinel names), several Redis URLs separated by commas (channels sharded
 over them), ``postgresql://`` (LISTEN/NOTIFY), ``nats://`` (NATS subjects).
 
-Each implements :class:`realtimemagic.brokers.base.Broker`; a new broker subclasses it (a
+Each implements :class:`realtimemagic.brokers.interface.Broker`; a new broker subclasses it (a
 networked one :class:`~realtimemagic.brokers.base.NetworkBroker`) and gets its scheme here."""
 from typing import Any, Callable
 
 from ..exceptions import ConfigError
-from .base import Broker, BrokerSettings
+from .interface import Broker, BrokerSettings
 from .memory import MemoryBroker
 
 __all__ = ["Broker", "BrokerSettings", "MemoryBroker", "from_url"]

@@ -8,7 +8,7 @@ from ..config import FIXED
 from ..pubsub.history import MemoryHistory, Snapshot
 from ..pubsub.namespaces import NamespaceOptions
 from ..pubsub.presence import MemoryPresence
-from .base import Broker, BrokerSettings, HistoryFigures
+from .interface import Broker, BrokerSettings, HistoryFigures
 
 COLLECT_AFTER = FIXED.memory_collect_after  # expired channels worth a full collection
 

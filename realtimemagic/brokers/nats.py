@@ -14,7 +14,8 @@ import gevent
 from gevent.event import Event
 
 from . import nats_protocol as protocol
-from .base import BrokerSettings, Deliver, NetworkBroker, WithoutHistory, log
+from .base import NetworkBroker, log
+from .interface import BrokerSettings, Deliver, WithoutHistory
 from .nats_connection import NatsConnection, NatsUrl
 
 

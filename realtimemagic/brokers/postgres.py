@@ -26,8 +26,8 @@ try:
 except ImportError as error:
     raise MissingExtra("postgresql://", "psycopg2", "postgresql") from error
 
-from .base import (COMMAND_LATENCY, BrokerSettings, Deliver, NetworkBroker, WithoutHistory,
-                   log)
+from .base import COMMAND_LATENCY, NetworkBroker, log
+from .interface import BrokerSettings, Deliver, WithoutHistory
 
 NOTIFY_LIMIT = FIXED.postgres_notify_limit  # bytes of payload PostgreSQL accepts
 LARGE_MESSAGE_SECONDS = FIXED.postgres_large_message_seconds

@@ -39,8 +39,8 @@ except ImportError as error:
 
 from . import redis_urls
 from ..pubsub.history import Entry, Snapshot, new_epoch, unexpired
-from .base import (COMMAND_LATENCY, BrokerSettings, Deliver, HistoryFigures, NetworkBroker,
-                   Outgoing)
+from .base import COMMAND_LATENCY, NetworkBroker, Outgoing
+from .interface import BrokerSettings, Deliver, HistoryFigures
 
 log = logging.getLogger("realtimemagic.broker")
 

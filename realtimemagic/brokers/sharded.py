@@ -11,7 +11,7 @@ import hashlib
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from .base import Broker, BrokerSettings, Deliver, HistoryFigures
+from .interface import Broker, BrokerSettings, Deliver, HistoryFigures
 from .redis import RedisBroker
 
 SUMMED = ("published", "received", "dropped", "publish_failed", "lost", "duplicates",

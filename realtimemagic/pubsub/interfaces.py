@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 class PubSubBroker(Protocol):
-    """What pub/sub asks of a broker: the part of :class:`realtimemagic.brokers.base.Broker`
+    """What pub/sub asks of a broker: the part of :class:`realtimemagic.brokers.interface.Broker`
     (the whole interface, which every broker implements) that the layer below the brokers may
     name."""
 
