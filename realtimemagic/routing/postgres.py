@@ -21,7 +21,7 @@ from .. import pgdriver  # psycopg2, or psycopg2cffi on PyPy (registered as psyc
 from ..backoff import Backoff
 from ..config import FIXED
 from ..exceptions import RoutesUnavailable
-from ..runtime.remote import Message
+from ..runtime.routes import Message
 from . import wire
 
 import psycopg2  # noqa: E402 (after pgdriver, which makes it importable on PyPy)

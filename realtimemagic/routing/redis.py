@@ -15,7 +15,7 @@ from ..backoff import Backoff
 from ..brokers import redis_urls
 from ..config import FIXED
 from ..exceptions import RoutesUnavailable
-from ..runtime.remote import Message
+from ..runtime.routes import Message
 from . import wire
 
 log = logging.getLogger("realtimemagic.routing")

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from ..exceptions import BadRequest
 from ..pubsub import protocol
-from ..runtime.remote import Message
+from ..runtime.routes import Message
 
 log = logging.getLogger("realtimemagic.routing")
 

@@ -1,9 +1,9 @@
 """Any process serves any request: a SockJS session's HTTP requests that reach a process other
 than the one holding the session are served through the holder (its *owner*), over the broker.
 
-The broker side (:class:`Routes`, realtimemagic.routing) keeps a directory, session -> owning
-process, and one inbox per process.  A request for a session held here costs nothing extra: the
-directory is asked only for sessions this process does not hold.
+The broker side (:class:`~.routes.Routes`, realtimemagic.routing) keeps a directory, session
+-> owning process, and one inbox per process.  A request for a session held here costs nothing
+extra: the directory is asked only for sessions this process does not hold.
 
 - A send (xhr_send, jsonp_send) is forwarded; the client's answer waits for the owner's "sent".
 - A receiving request (xhr, xhr_streaming, eventsource, htmlfile, jsonp) attaches a remote
@@ -23,12 +23,15 @@ client's next request opens a new session), so a dead owner is noticed within 1.
 Messages between processes are JSON objects; ``k`` says what each is:
 ``attach``/``send``/``gone`` go to the owner, ``data``/``sent``/``missing`` back; ``probe``
 asks the holder of a request whether its client is still there (``probed``).
+
+This module is the forwarding side (requests here for sessions held elsewhere) and the inbox;
+the owner's side (serving what others forward) is :mod:`.remote_owner`.
 """
 import itertools
 import logging
 import time
 from collections import OrderedDict, deque
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Protocol
+from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional
 
 import gevent
 
@@ -36,75 +39,14 @@ from ..config import FIXED
 from ..exceptions import RoutesUnavailable
 from ..http import Request
 from ..sockjs.session import INTERRUPTED, Session
-from ..transports import HTTP_RECEIVERS
-from ..transports.base import (HttpTransport, Receiver, client_socket, stream_frames,
-                               watch_disconnect)
+from ..transports.base import HttpTransport, Receiver, client_socket, watch_disconnect
+from .remote_owner import OwnerSide, RemoteReceiver
+from .routes import Message, Routes
 
 log = logging.getLogger("realtimemagic.routing")
 
-Message = Dict[str, Any]
 PROBE_TIMEOUT = FIXED.routing_probe_timeout  # s: a new request learns whether the one it
 #                                              would replace is still there
-
-
-class Routes(Protocol):
-    """What the runtime asks of a broker's session directory and inboxes."""
-
-    node: str  # this process's id
-
-    def start(self, on_message: Callable[[Message], None]) -> None:
-        """Listen to this process's inbox, calling ``on_message`` for each message."""
-
-    def stop(self) -> None: ...
-
-    def claim(self, key: str) -> Optional[str]:
-        """Make this process the owner of ``key`` unless a live one holds it; the owner."""
-
-    def owner(self, key: str) -> Optional[str]: ...
-
-    def release(self, key: str, node: str) -> None:
-        """Forget ``key`` if ``node`` still owns it."""
-
-    def refresh(self, keys: List[str]) -> List[str]:
-        """Keep this process's entries alive; the keys another process holds now."""
-
-    def post(self, node: str, message: Message) -> None:
-        """Into ``node``'s inbox, after this process's earlier posts; raises
-        :class:`RoutesUnavailable` when it surely cannot arrive."""
-
-
-class RemoteReceiver(Receiver):
-    """The owner's stand-in for a request held by another process: what the receiving loop
-    yields is buffered and posted when the loop waits or ends."""
-
-    __slots__ = ("remote", "node", "request_id", "chunks")
-
-    def __init__(self, remote: "RemoteSessions", node: str, request_id: str) -> None:
-        super().__init__()
-        self.remote = remote
-        self.node = node
-        self.request_id = request_id
-        self.chunks: List[bytes] = []
-
-    def flush(self, last: bool) -> None:
-        # The chunks as they are (each an HTTP chunk at the client, as for a local request).
-        data = [chunk.decode("utf-8") for chunk in self.chunks]
-        self.chunks = []
-        if data or last:
-            self.remote.routes.post(self.node, {"k": "data", "r": self.request_id, "d": data,
-                                                "e": last})
-
-    def wait(self) -> None:
-        self.flush(False)  # raises if it cannot go: the loop ends as for a failed write
-        super().wait()
-
-    def client_gone(self) -> bool:
-        """Asks the process holding the request (a client that just went away may not have
-        been reported yet: the request replacing it must not get 2010)."""
-        if not self.interrupted and self.remote.probe(self):
-            self.interrupted = True
-            self.wakeup()
-        return self.interrupted
 
 
 class Forwarded:
@@ -124,8 +66,9 @@ class Forwarded:
         return self.answers.popleft()
 
 
-class RemoteSessions:
-    """This process's side of routing, shared by its endpoints (keyed by prefix)."""
+class RemoteSessions(OwnerSide):
+    """This process's side of routing, shared by its endpoints (keyed by prefix); what it does
+    as a session's owner is inherited from :class:`OwnerSide`."""
 
     def __init__(self, routes: Routes, ttl: float, remembered: int) -> None:
         """``ttl``: routing_ttl (s); ``remembered``: how many sessions' owners are kept (the
@@ -356,7 +299,7 @@ class RemoteSessions:
             self.forwarded.pop(forwarded.request_id, None)
         return answer is not None and answer.get("g") is True
 
-    # -- this process owns -----------------------------------------------------------------
+    # -- the inbox -----------------------------------------------------------------------
 
     def _received(self, message: Message) -> None:
         """A message from the inbox (the listener's greenlet: nothing here may block, and
@@ -378,52 +321,7 @@ class RemoteSessions:
             gone = forwarded is None or forwarded.receiver.client_gone()  # does not wait
             gevent.spawn(self._answer, message, {"k": "probed", "r": message.get("r"),
                                                  "g": gone})
-        elif kind == "gone":
-            receiver = self.receivers.get(str(message.get("r")))
-            if receiver is not None:
-                receiver.interrupted = True
-                receiver.wakeup()
-        elif kind in ("attach", "send"):
-            endpoint = self.endpoints.get(str(message.get("p")))
-            session = endpoint.sessions.get(message.get("s")) if endpoint else None
-            if session is None or not isinstance(session.key, str):
-                gevent.spawn(self._answer, message, {"k": "missing", "r": message.get("r")})
-            elif kind == "send":
-                gevent.spawn(self._deliver, endpoint, session, message)
-            else:
-                gevent.spawn(self._serve, endpoint, session, message)
+        elif kind in ("gone", "attach", "send"):
+            self._owned(message)
         else:
             log.warning("ignoring a routing message of kind %r", kind)
-
-    def _answer(self, request: Message, answer: Message) -> None:
-        try:
-            self.routes.post(request["n"], answer)
-        except (RoutesUnavailable, KeyError) as error:
-            log.debug("routing answer not sent: %s", error)
-
-    def _deliver(self, endpoint: Any, session: Session, message: Message) -> None:
-        endpoint.deliver(session, message["m"])
-        self._answer(message, {"k": "sent", "r": message["r"]})
-
-    def _serve(self, endpoint: Any, session: Session, message: Message) -> None:
-        """Run the receiving loop for a request held by another process."""
-        transport = HTTP_RECEIVERS.get(str(message.get("t")))
-        if transport is None:
-            return
-        receiver = RemoteReceiver(self, message["n"], message["r"])
-        self.receivers[receiver.request_id] = receiver
-        try:
-            now = endpoint.clock()
-            previous = session.receiver
-            if previous is not None and previous.client_gone():
-                session.detach(previous, now, interrupted=True)
-            first = session.attach(receiver, now)
-            for chunk in stream_frames(transport, message.get("st"), session, receiver, first,
-                                       endpoint.settings.response_limit, endpoint.clock):
-                receiver.chunks.append(chunk)
-            if not receiver.interrupted:
-                receiver.flush(True)
-        except RoutesUnavailable as error:
-            log.debug("routed response ended: %s", error)
-        finally:
-            self.receivers.pop(receiver.request_id, None)
