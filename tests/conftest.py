@@ -129,6 +129,14 @@ class ServerProcess:
         with open(self.log_path, encoding="utf-8", errors="replace") as log:
             return log.read()
 
+    def log_once_it_says(self, text: str, timeout: float = 10.0) -> str:
+        """The log, once ``text`` is in it or ``timeout`` seconds have passed: the port opens
+        before the application's start-up lines are written."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.log()
+
     def stop(self, timeout: float = 10.0) -> int:
         if self.process.poll() is None:
             self.process.terminate()

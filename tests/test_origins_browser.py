@@ -116,10 +116,10 @@ def open_page(context, url: str):
 
 
 def test_startup_says_what_is_allowed(realtime):
-    assert ("INFO realtimemagic: allowed_origins automatic, for cookie authentication "
+    line = ("INFO realtimemagic: allowed_origins automatic, for cookie authentication "
             "(SiteCookie): pages of this server and of the origins SiteCookie.trusts_origin "
-            "accepts may connect, others get 403 (set --allowed-origins to choose)"
-            ) in realtime.log()
+            "accepts may connect, others get 403 (set --allowed-origins to choose)")
+    assert line in realtime.log_once_it_says(line)
 
 
 @pytest.mark.parametrize("transport", TRUSTED_TRANSPORTS)
