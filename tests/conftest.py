@@ -270,3 +270,19 @@ def browser():
 
 def which(program: str) -> Optional[str]:
     return shutil.which(program)
+
+
+@pytest.fixture
+def private_redis():
+    """A redis-server of the test's own on a free port (flushed at will; the history index is
+    global to a Redis)."""
+    server = shutil.which("redis-server")
+    need(server is not None, "redis-server is needed")
+    port = free_port()
+    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, process)
+    yield "redis://127.0.0.1:%d/0" % port
+    process.terminate()
+    process.wait(10)

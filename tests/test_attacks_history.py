@@ -3,8 +3,6 @@ whole Redis with redis://; the least recently published history goes first; expi
 are really freed.  Pure tests of the store, the Redis scripts on a Redis of the test's own, and
 200,000 history channels published into a real server (RSS read from /proc)."""
 import json
-import shutil
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -14,7 +12,7 @@ import uuid
 import pytest
 
 from clients import WebSocketClient
-from conftest import free_port, need, wait_for_port
+from conftest import free_port
 from realtimemagic.config import Settings
 from realtimemagic.pubsub.history import MemoryHistory, recover
 from realtimemagic.pubsub.namespaces import NamespaceOptions
@@ -102,21 +100,6 @@ def test_the_sweep_gives_all_the_memory_back():
 
 
 # -- Redis ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def private_redis():
-    """A Redis of the test's own: the history index is global to a Redis."""
-    server = shutil.which("redis-server")
-    need(server is not None, "redis-server is needed")
-    port = free_port()
-    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, process)
-    yield "redis://127.0.0.1:%d/0" % port
-    process.terminate()
-    process.wait(10)
-
 
 def send_history(broker, client, channel, message, options):
     """What the broker's publisher does with one history message off its queue."""

@@ -1,35 +1,18 @@
 """History with recovery, and presence with join/leave (docs/history.md), with the in-process
 broker and with the real Redis (several instances)."""
 import json
-import shutil
-import subprocess
 import time
 import uuid
 
 import pytest
 
 from clients import WebSocketClient, XhrPollingClient
-from conftest import free_port, need, redis_available, wait_for_port
+from conftest import free_port, need, redis_available
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 NAMESPACES = json.dumps({"hist": {"history_size": 100, "history_ttl": 600},
                          "room": {"presence": True, "join_leave": True}})
-
-
-@pytest.fixture
-def private_redis():
-    """A Redis of the test's own, so that it may be flushed."""
-    server = shutil.which("redis-server")
-    need(server is not None, "redis-server is needed")
-    port = free_port()
-    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, process)
-    yield "redis://127.0.0.1:%d/0" % port
-    process.terminate()
-    process.wait(10)
 
 
 def start(start_server, broker, *flags):
