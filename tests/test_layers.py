@@ -152,3 +152,43 @@ def test_the_http_helpers_are_pure():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT)
     assert out.stdout.strip() == "", out.stdout
+
+
+#: What a pure layer never imports: it does no I/O and holds no greenlet (STYLE.md, layers 1-2).
+IO_MODULES = ("gevent", "greenlet", "socket", "select", "selectors", "ssl", "threading")
+
+
+def io_imports(modules) -> List[Tuple[str, str, int]]:
+    """(module, imported I/O module, line) for every import of IO_MODULES by ``modules``
+    (name, is_package, source)."""
+    found = []
+    for name, is_package, source in modules:
+        for imported, line in imports_of(name, is_package, source):
+            if imported.split(".")[0] in IO_MODULES:
+                found.append((name, imported, line))
+    return found
+
+
+def pure_modules() -> List[Tuple[str, bool, str]]:
+    return [(name, is_package, source) for name, is_package, _, source in package_modules()
+            if name.startswith((PACKAGE + ".transports", PACKAGE + ".sockjs"))]
+
+
+def test_the_transports_and_the_core_are_pure():
+    """Transports are framing, prelude and headers as functions of bytes and text; the socket,
+    the writer and the receiving loop are the runtime's."""
+    assert [name for name, _, _ in pure_modules() if ".transports" in name], "none found"
+    assert io_imports(pure_modules()) == []
+    code = ("import sys, pkgutil, importlib, realtimemagic.transports as t, realtimemagic.sockjs;"
+            "[importlib.import_module('realtimemagic.transports.' + m.name)"
+            " for m in pkgutil.iter_modules(t.__path__)];"
+            "print(','.join(m for m in ('gevent', 'greenlet') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    assert out.stdout.strip() == "", out.stdout
+
+
+@pytest.mark.parametrize("source", ["import gevent\n", "from gevent.event import Event\n",
+                                    "import socket\n", "def f():\n    import greenlet\n"])
+def test_an_io_import_in_a_transport_fails_the_check(source):
+    assert io_imports([("realtimemagic.transports.newthing", False, source)]) != []

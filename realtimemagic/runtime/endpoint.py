@@ -15,11 +15,13 @@ from ..sockjs.session import Session
 from ..transports import HTTP_RECEIVERS, websocket
 from ..http import (NO_CACHE, TEXT_PLAIN, Headers, Request, cache_headers, cors_headers,
                     jsessionid_headers, options_headers, respond)
-from ..transports.base import Receiver, client_socket, set_nodelay, stream_frames
 from ..transports.jsonp import decode_jsonp_send
 from ..transports.origins import OriginRule, listed, page_origin
 from ..transports.xhr import decode_xhr_send
 from .connection import ConnectionInfo, SockJSConnection, SockJSHandler
+from .receiving import Receiver, stream_frames
+from .sockets import client_socket, set_nodelay
+from .websocket import WebSocketConnection
 from .static import StaticFile
 from .remote import RemoteSessions
 
@@ -270,15 +272,16 @@ class SockJSEndpoint:
         write(b"")
         now = self.clock()
         session = self.sessions.create(None, now)
-        receiver = Receiver()
-        first = session.attach(receiver, now)
-        self._session_opened(session, request, "websocket-raw" if raw else "websocket")
         framing = websocket.RawFraming() if raw else websocket.SockJSFraming()
-        ws = websocket.WebSocket(sock, self.settings.max_frame_size, self.settings.send_timeout)
+        connection = WebSocketConnection(session, sock, framing, self.clock,
+                                         self.settings.max_frame_size, self.settings.send_timeout)
+        # The open frame goes out before on_open, which may send.
+        connection.write(*session.attach(connection, now))
+        self._session_opened(session, request, "websocket-raw" if raw else "websocket")
         try:
-            websocket.serve(ws, framing, session, first, self.clock, self.deliver)
+            connection.run(self.deliver)
         finally:
-            session.connection.client_close = ws.client_close
-            session.detach(receiver, self.clock(), interrupted=True)
+            session.connection.client_close = connection.client_close
+            session.detach(connection, self.clock(), interrupted=True)
             self.sessions.end(session)
         return []

@@ -39,7 +39,9 @@ from ..config import FIXED
 from ..exceptions import RoutesUnavailable
 from ..http import Request
 from ..sockjs.session import INTERRUPTED, Session
-from ..transports.base import HttpTransport, Receiver, client_socket, watch_disconnect
+from ..transports.base import HttpTransport
+from .receiving import Receiver, watch_disconnect
+from .sockets import client_socket
 from .remote_owner import OwnerSide, RemoteReceiver
 from .routes import Message, Routes
 

@@ -10,7 +10,7 @@ import gevent
 from ..exceptions import RoutesUnavailable
 from ..sockjs.session import Session
 from ..transports import HTTP_RECEIVERS
-from ..transports.base import Receiver, stream_frames
+from .receiving import Receiver, stream_frames
 from .routes import Message, Routes
 
 log = logging.getLogger("realtimemagic.routing")
