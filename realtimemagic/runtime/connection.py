@@ -35,7 +35,7 @@ class SockJSConnection:
     @property
     def session_id(self) -> str:
         key = self.session.key
-        return "%s-%s" % key if isinstance(key, tuple) else str(key)
+        return key if isinstance(key, str) else "private-%s" % key
 
     @property
     def transport(self) -> str:
