@@ -1,6 +1,6 @@
 """``conn``: what every hook gets for one client (SPEC section 2)."""
 import logging
-from typing import Any, Dict, Iterable, List, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 from ..exceptions import RequestRefused
 from ..runtime.connection import ConnectionInfo, SockJSConnection
@@ -26,8 +26,12 @@ class Connection:
     """One client session as the application sees it.
 
     ``state`` is a dict for the application; ``master`` is the RealTimeMagic object (to the
-    pub/sub modules, what :class:`~.interfaces.PubSubServer` says of it).
+    pub/sub modules, what :class:`~.interfaces.PubSubServer` says of it).  One per connection,
+    so no other attributes (``__slots__``): what the application keeps goes in ``state``.
     """
+
+    __slots__ = ("master", "sockjs", "lane", "bucket", "state", "_channels", "_held",
+                 "__weakref__")
 
     def __init__(self, master: PubSubServer, sockjs: SockJSConnection, lane: Lane,
                  bucket: TokenBucket) -> None:
@@ -37,8 +41,9 @@ class Connection:
         self.bucket = bucket
         self.state: Dict[str, Any] = {}
         self._channels: Dict[str, None] = {}
-        # Deliveries held back while a history is being replayed, by channel.
-        self._held: Dict[str, List[Delivery]] = {}
+        # Deliveries held back while a history is being replayed, by channel (a dict only
+        # while one is).
+        self._held: Optional[Dict[str, List[Delivery]]] = None
 
     # -- what it is ------------------------------------------------------------------------
 
@@ -121,11 +126,18 @@ class Connection:
 
     def hold(self, channel: str) -> None:
         """Keep deliveries on ``channel`` back (while its history is read)."""
+        if self._held is None:
+            self._held = {}
         self._held[channel] = []
 
     def release(self, channel: str) -> List[Delivery]:
         """Stop holding ``channel`` back; what was held, in order."""
-        return self._held.pop(channel, [])
+        if self._held is None:
+            return []
+        held = self._held.pop(channel, [])
+        if not self._held:
+            self._held = None
+        return held
 
     def answer(self, answer: Dict[str, Any]) -> None:
         self.sockjs.send(protocol.encode(answer))

@@ -20,7 +20,11 @@ class ConnectionInfo(NamedTuple):
 
 
 class SockJSConnection:
-    """One client session, whatever its transport."""
+    """One client session, whatever its transport.  One per connection, so no per-instance
+    dict: an application keeps what it knows of a connection in its own structures (a dict
+    keyed by the connection, or a weak one)."""
+
+    __slots__ = ("session", "info", "client_close", "__weakref__")
 
     def __init__(self, session: Session, info: ConnectionInfo) -> None:
         self.session = session
@@ -31,7 +35,7 @@ class SockJSConnection:
     @property
     def session_id(self) -> str:
         key = self.session.key
-        return "%s-%s" % key if isinstance(key, tuple) else str(key)
+        return key if isinstance(key, str) else "private-%s" % key
 
     @property
     def transport(self) -> str:

@@ -11,7 +11,8 @@ from .session import Outbox, Session
 
 class SessionRegistry:
     """Sessions by key.  URL session ids are strings; websocket sessions get private keys
-    (tuples) so that no URL can reach them."""
+    (integers, one object less per session than a tagged tuple) so that no URL can reach
+    them."""
 
     def __init__(self, heartbeat_interval: float, disconnect_delay: float,
                  outbox_max_frames: int, outbox_max_bytes: int,
@@ -31,7 +32,7 @@ class SessionRegistry:
         """A new session under ``key``, or under a private key when ``key`` is None."""
         registry_key: Hashable = key
         if key is None:
-            registry_key = ("private", next(self._private_keys))
+            registry_key = next(self._private_keys)
         session = Session(registry_key, now, self.heartbeat_interval, self.disconnect_delay,
                           Outbox(self.outbox_max_frames, self.outbox_max_bytes), self.on_closed)
         self._sessions[registry_key] = session

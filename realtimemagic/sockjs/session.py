@@ -18,8 +18,7 @@ The runtime calls up through two callbacks only: ``receiver.wakeup()`` when ther
 to pull, and ``on_closed(session)`` exactly once when the session leaves OPEN.
 """
 import enum
-from collections import deque
-from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
 from ..exceptions import IllegalTransition, OutboxFull
 from . import frames
@@ -76,14 +75,17 @@ TOO_SLOW = (4001, "Client too slow")
 
 
 class Outbox:
-    """Messages waiting for a receiver, bounded in count and in characters of text."""
+    """Messages waiting for a receiver, bounded in count and in characters of text.
+
+    A list, not a deque: it is only appended to and taken whole, and an empty list is 56 bytes
+    where an empty deque is 760 (its first block), held by every idle session."""
 
     __slots__ = ("max_frames", "max_bytes", "_messages", "size")
 
     def __init__(self, max_frames: int, max_bytes: int) -> None:
         self.max_frames = max_frames
         self.max_bytes = max_bytes
-        self._messages: Deque[OutgoingMessage] = deque()
+        self._messages: List[OutgoingMessage] = []
         self.size = 0
 
     def push(self, message: OutgoingMessage) -> None:
@@ -97,8 +99,10 @@ class Outbox:
 
     def take(self) -> List[OutgoingMessage]:
         """Everything queued, oldest first; the outbox is empty afterwards."""
-        taken = list(self._messages)
-        self._messages.clear()
+        taken = self._messages
+        if not taken:
+            return []  # a list of the caller's own: the outbox keeps its empty one
+        self._messages = []
         self.size = 0
         return taken
 
@@ -109,6 +113,11 @@ class Outbox:
 class Session:
     """One SockJS session.  ``key`` is its registry key (the URL's session id, or a private
     key for websocket sessions, which cannot be reached by URL)."""
+
+    # One per connection: no per-instance dict.
+    __slots__ = ("key", "state", "heartbeat_interval", "disconnect_delay", "outbox", "on_closed",
+                 "receiver", "connection", "close_code", "close_reason", "expires_at",
+                 "heartbeat_at", "heartbeat_due")
 
     def __init__(self, key: Hashable, now: float, heartbeat_interval: float,
                  disconnect_delay: float, outbox: Outbox,
