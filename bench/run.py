@@ -303,7 +303,7 @@ class RunningServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("%s exited with %s; see %s" % (
-                    self.spec.label, self.process.returncode, self.log_path))
+                    self.spec.label, self.process.returncode, os.path.relpath(self.log_path, ROOT)))
             try:
                 with urllib.request.urlopen(self.url + "/info", timeout=2) as response:
                     if response.status == 200:
@@ -477,6 +477,16 @@ def median_or_none(values):
     return statistics.median(values) if values else None
 
 
+def us_per_delivery(step: dict) -> Optional[float]:
+    """The server's CPU microseconds per delivery of a step (computed from its CPU share and
+    delivery rate for results written before the load generator reported it)."""
+    if step.get("server_us_per_delivery") is not None:
+        return step["server_us_per_delivery"]
+    if step.get("server_cpu") is None or not step.get("delivered_per_s"):
+        return None
+    return step["server_cpu"] / step["delivered_per_s"] * 1e6
+
+
 def summarize(ramps: List[dict], specs: List[ServerSpec], transport: str, size: int) -> List[dict]:
     rows = []
     for spec in specs:
@@ -497,7 +507,7 @@ def summarize(ramps: List[dict], specs: List[ServerSpec], transport: str, size: 
             # that batch under load still write about one frame per delivery.
             row["fixed_server_cpu"] = median_or_none([r["fixed"]["server_cpu"] for r in good])
             # The headline: the server's CPU time over the fixed-load step per delivery.
-            row["fixed_us_runs"] = [r["fixed"].get("server_us_per_delivery") for r in good]
+            row["fixed_us_runs"] = [us_per_delivery(r["fixed"]) for r in good]
             row["fixed_us"] = median_or_none(row["fixed_us_runs"])
             row["fixed_frames"] = median_or_none([r["fixed"].get("frames_per_delivery")
                                                   for r in good])
@@ -703,11 +713,11 @@ def goal_lines_15(tables: Dict[int, List[dict]], memory_results: List[dict],
         rows = {row["server"]: row for row in tables.get(size, [])}
         rtm, node = rows.get("rtm", {}), rows.get("sockjs-node", {})
         lines.append(_check(
-            "1. N = %d, CPU per delivery at %s/s, realtimemagic (CPython) ÷ sockjs-node < 1.0" % (
+            "1 (N = %d): CPU per delivery at %s/s, realtimemagic (CPython) ÷ sockjs-node < 1.0" % (
                 size, fmt_rate(fixed_rate)), rtm.get("fixed_us"), node.get("fixed_us"), "<", 1.0,
             "µs"))
         lines.append(_check(
-            "1. N = %d, p95 at %s/s, realtimemagic (CPython) ≤ 1.2x sockjs-node" % (
+            "1 (N = %d): p95 at %s/s, realtimemagic (CPython) ≤ 1.2x sockjs-node" % (
                 size, fmt_rate(fixed_rate)), rtm.get("fixed_p95_ms"), node.get("fixed_p95_ms"),
             "<=", 1.2, "ms"))
     by = {r["server"]: r for r in memory_results}
@@ -717,24 +727,24 @@ def goal_lines_15(tables: Dict[int, List[dict]], memory_results: List[dict],
             if item["connections"] == 5000:
                 return item["per_connection_kib"]
         return None
-    lines.append(_check("2. KiB per idle WebSocket session at 5,000, realtimemagic (CPython) ≤ "
+    lines.append(_check("2: KiB per idle WebSocket session at 5,000, realtimemagic (CPython) ≤ "
                         "sockjs-node", at_5000("rtm"), at_5000("sockjs-node"), "<=", 1.0, "KiB"))
     for size in (100, 500):
         rows = {row["server"]: row for row in tables.get(size, [])}
         rtm = rows.get("rtm", {}).get("fixed_us")
-        lines.append(_check("3. N = %d, pub/sub path's CPU per delivery ≤ 1.25x the plain "
+        lines.append(_check("3 (N = %d): the pub/sub path's CPU per delivery ≤ 1.25x the plain "
                             "broadcast's" % size, rows.get("rtm-pubsub", {}).get("fixed_us"), rtm,
                             "<=", 1.25, "µs"))
-        lines.append(_check("3. N = %d, PyPy's CPU per delivery ≤ 0.6x CPython's" % size,
+        lines.append(_check("3 (N = %d): PyPy's CPU per delivery ≤ 0.6x CPython's" % size,
                             rows.get("rtm-pypy", {}).get("fixed_us"), rtm, "<=", 0.6, "µs"))
     rows = {row["server"]: row for row in tables.get(100, [])}
-    lines.append(_check("4. N = 100, maximum sustained rate, realtimemagic (CPython) ≥ 3x "
+    lines.append(_check("4 (N = 100): the maximum sustained rate, realtimemagic (CPython) ≥ 3x "
                         "sockjs-node", rows.get("rtm", {}).get("best"),
                         rows.get("sockjs-node", {}).get("best"), ">=", 3.0, "deliveries/s",
                         fmt_rate))
     storms = {row["server"]: row for row in storm_rows}
     sessions = next((row["sessions"] for row in storm_rows if row.get("sessions")), 5000)
-    lines.append(_check("5. reconnect storm of %s sessions, realtimemagic (CPython)'s time ≤ "
+    lines.append(_check("5: a reconnect storm of %s sessions, realtimemagic (CPython)'s time ≤ "
                         "sockjs-node's" % fmt_rate(sessions), storms.get("rtm", {}).get("seconds"),
                         storms.get("sockjs-node", {}).get("seconds"), "<=", 1.0, "s",
                         lambda v: "%.2f" % v))
@@ -1291,7 +1301,7 @@ def main(argv=None) -> None:
         code_before=code_before, code_after=code_version())
     with open(json_path, "w") as handle:
         json.dump(data, handle, indent=1)
-    plot = draw_plot(json_path, os.path.join(out_dir, "latency.png"))
+    plot = draw_plot(json_path, os.path.join(out_dir, "latency.png")) if ramps else None
     partial = args.short or custom or args.out
     report = os.path.join(out_dir, "BENCHMARKS.md") if partial else os.path.join(ROOT, "BENCHMARKS.md")
     write_report(data, report, plot)
