@@ -10,6 +10,9 @@
     python3 bench/run.py --profile    # py-spy profile of realtimemagic (CPython) under the
                                       # broadcast load: bench/results/profile*.svg and .txt
     python3 bench/run.py --setup      # only install what the benchmark needs
+    python3 bench/run.py --servers rtm,sockjs-node --only storm --runs 1
+                                      # a partial run (parts: websocket, polling, memory, storm);
+                                      # writes bench/results/custom/ or --out DIR
 
 Every server runs the same broadcast: each message a client sends goes to every client.  The load
 generator (bench/node/loadgen.js, Node + ws) drives N SockJS clients over WebSocket; a few of
@@ -569,7 +572,10 @@ def fmt_us(value) -> str:
 
 
 def fmt_frames(value) -> str:
-    return "-" if value is None else "%.2f" % value
+    """Frames per delivery: two decimals, two significant digits below 0.1 (batched)."""
+    if value is None:
+        return "-"
+    return "%.2f" % value if value >= 0.1 else "%.2g" % value
 
 
 def rate_table(rows: List[dict], reference: Optional[dict], fixed_rate: float) -> List[str]:
@@ -579,9 +585,9 @@ def rate_table(rows: List[dict], reference: Optional[dict], fixed_rate: float) -
     lines = [
         "| server | **CPU µs per delivery at %s/s**, median | runs | row ÷ sockjs-node | "
         "p50 / p95 / p99 ms at %s/s | server CPU at %s/s | max deliveries/s, median | runs | "
-        "frames per delivery at max | rtm CPython ÷ row | at max: server CPU, load gen CPU / loop | "
+        "frames per delivery at %s/s / at max | rtm CPython ÷ row | at max: server CPU, load gen CPU / loop | "
         "first failed step above max: server CPU / load gen loop | never delivered; steps "
-        "stopped; clients closed |" % ((fmt_rate(fixed_rate),) * 3),
+        "stopped; clients closed |" % ((fmt_rate(fixed_rate),) * 4),
         "| --- | ---: | --- | ---: | --- | ---: | ---: | --- | ---: | ---: | --- | --- | --- |",
     ]
     for row in rows:
@@ -594,14 +600,14 @@ def rate_table(rows: List[dict], reference: Optional[dict], fixed_rate: float) -
         flag = " ‡" if row["generator_bound"] else " †" if row["co_limited"] else ""
         loss = "%s of %s" % (fmt_rate(row["undelivered"]), fmt_rate(row["expected"])) \
             if row["undelivered"] else "0"
-        lines.append("| %s | **%s** | %s | %s | %s / %s / %s%s | %s | %s%s | %s | %s | %s | "
+        lines.append("| %s | **%s** | %s | %s | %s / %s / %s%s | %s | %s%s | %s | %s / %s | %s | "
                      "%s, %s / %s | %s / %s | %s; %d; %d |" % (
             row["label"], fmt_us(row["fixed_us"]), ", ".join(fmt_us(v) for v in row["fixed_us_runs"]),
             fmt_ratio(row["fixed_us"], node["fixed_us"]) if node else "-",
             fmt_ms(row["fixed_p50_ms"]), fmt_ms(row["fixed_p95_ms"]), fmt_ms(row["fixed_p99_ms"]),
             "" if row["fixed_pass"] else " (failed)", pct(row["fixed_server_cpu"]),
             fmt_rate(row["best"]), flag, ", ".join(fmt_rate(r) for r in row["best_rates"]),
-            fmt_frames(row["frames_at_best"]), ratio,
+            fmt_frames(row["fixed_frames"]), fmt_frames(row["frames_at_best"]), ratio,
             pct(row["server_cpu_at_best"]), pct(row["loadgen_cpu_at_best"]),
             pct(row["loadgen_elu_at_best"]),
             pct(row["server_cpu_at_failure"]), pct(row["loadgen_elu_at_failure"]),
@@ -879,7 +885,8 @@ STATIC_TEXT = """
 - **CPU per delivery**: the server process's CPU time (utime + stime of `/proc/PID/stat`, all its
   threads) from the start of the fixed-load step to the end of its drain, divided by the
   deliveries received in that step, in microseconds.  The kernel counts CPU time in ticks of
-  10 ms: over a 2 s step at 20,000 deliveries/s (40,000 deliveries) a tick is 0.25 µs a delivery.
+  10 ms: over a 2 s step at 20,000 deliveries/s (40,000 deliveries) a tick is 0.25 µs a delivery
+  (2.5 µs in the polling variant, at 2,000 deliveries/s).
 - **Frames per delivery**: the load generator counts the frames (WebSocket messages, or
   xhr-streaming lines) that carried a step's messages against the deliveries it received: 1.0
   is one frame a delivery; below 1.0 the server batched several messages into one `a[...]` frame.
@@ -908,8 +915,8 @@ STATIC_TEXT = """
   run's value follows.  The ladder's rungs are fixed (20,000 × 2^k, then 3 geometric
   bisections): rates are found to within about 9% (full mode; short mode: about 40%), and runs
   often land on the same rung.
-- *frames per delivery at max*: at the best step (median over the runs); below 1.0 the server
-  batched.
+- *frames per delivery*: at the fixed load and at the best step (medians over the runs); below
+  1.0 the server batched (two significant digits below 0.1).
 - *rtm CPython ÷ row*: realtimemagic (CPython)'s maximum divided by the row's; above 1 means
   realtimemagic delivered more.
 - *CPU µs per delivery* (the headline): the server's CPU time over the fixed-load step divided
