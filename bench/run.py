@@ -459,6 +459,11 @@ def storm(spec: ServerSpec, sessions: int, nice: bool, tag: str) -> dict:
                           server_pid=server.pid)
             result = loadgen(config, nice, timeout=90)
             result["server_nofile"] = nofile_limit(server.pid)
+            for who in ("server", "loadgen"):
+                limit = result.get(who + "_nofile")
+                if limit is not None and limit < sessions + 100:
+                    say("  warning: the %s may open only %d files (RLIMIT_NOFILE) for %d sessions"
+                        % ("server" if who == "server" else "load generator", limit, sessions))
             if server.process.poll() is not None:
                 result.setdefault("error", "server exited with %s" % server.process.returncode)
     except RuntimeError as error:
@@ -895,9 +900,9 @@ STATIC_TEXT = """
 - **Reconnect storm**: a freshly started server (as after a restart); the load generator opens
   5,000 SockJS WebSocket sessions (`/<prefix>/<server>/<session>/websocket`) all at once and
   times from the first connect to the last `o` frame.  A session fails when it is refused or
-  closed, or has no `o` within 30 s.  3 runs, each with a new server.  Both processes may open
-  65,536 file descriptors (`RLIMIT_NOFILE`, raised before they start; as far as the hard limit
-  allows when not root).  The kernel's accept queue is each server's own listen backlog, left
+  closed, or has no `o` within 30 s.  3 runs, each with a new server.  Before they start, the
+  server's and the load generator's open-file limit (`RLIMIT_NOFILE`) is raised to 65,536, or to
+  the hard limit when that cannot be raised (`results.json` keeps both processes' limits).  The kernel's accept queue is each server's own listen backlog, left
   at its default (128 for gevent, Tornado and aiohttp, 511 for Node.js; capped by
   `net.core.somaxconn`): a connection beyond it waits for a retransmission, and that shows in
   the time.

@@ -725,7 +725,20 @@ async function storm() {
       : serverCpuAfter - serverCpuBefore,
     loadgen_cpu: (cpu.user + cpu.system) / 1e6 / wall,
     loadgen_elu: elu.utilization,
+    loadgen_nofile: openFileLimit(),
   };
+}
+
+function openFileLimit() {
+  // The soft RLIMIT_NOFILE of this process (/proc/self/limits): a storm needs one a session.
+  try {
+    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n')
+      .find((row) => row.startsWith('Max open files'));
+    const value = line.split(/\s+/)[3];
+    return value === 'unlimited' ? null : +value;
+  } catch (error) {
+    return null;
+  }
 }
 
 (async () => {
