@@ -590,7 +590,8 @@ def rate_table(rows: List[dict], reference: Optional[dict], fixed_rate: float) -
     lines = [
         "| server | **CPU µs per delivery at %s/s**, median | runs | row ÷ sockjs-node | "
         "p50 / p95 / p99 ms at %s/s | server CPU at %s/s | max deliveries/s, median | runs | "
-        "frames per delivery at %s/s / at max | rtm CPython ÷ row | at max: server CPU, load gen CPU / loop | "
+        "frames per delivery at %s/s / at max | rtm CPython ÷ row | "
+        "at max: server CPU, load gen CPU / loop | "
         "first failed step above max: server CPU / load gen loop | never delivered; steps "
         "stopped; clients closed |" % ((fmt_rate(fixed_rate),) * 4),
         "| --- | ---: | --- | ---: | --- | ---: | ---: | --- | ---: | ---: | --- | --- | --- |",
@@ -607,7 +608,8 @@ def rate_table(rows: List[dict], reference: Optional[dict], fixed_rate: float) -
             if row["undelivered"] else "0"
         lines.append("| %s | **%s** | %s | %s | %s / %s / %s%s | %s | %s%s | %s | %s / %s | %s | "
                      "%s, %s / %s | %s / %s | %s; %d; %d |" % (
-            row["label"], fmt_us(row["fixed_us"]), ", ".join(fmt_us(v) for v in row["fixed_us_runs"]),
+            row["label"], fmt_us(row["fixed_us"]),
+            ", ".join(fmt_us(v) for v in row["fixed_us_runs"]),
             fmt_ratio(row["fixed_us"], node["fixed_us"]) if node else "-",
             fmt_ms(row["fixed_p50_ms"]), fmt_ms(row["fixed_p95_ms"]), fmt_ms(row["fixed_p99_ms"]),
             "" if row["fixed_pass"] else " (failed)", pct(row["fixed_server_cpu"]),
@@ -661,9 +663,11 @@ def storm_table(rows: List[dict]) -> List[str]:
             lines.append("| %s | error: %s | | | | | | |" % (
                 row["label"], "; ".join(e.splitlines()[0][:120] for e in row["errors"])))
             continue
-        failed = "%d of %s" % (row["failures"], fmt_rate(row["sessions"] * len(row["failures_runs"])))
+        failed = "%d of %s" % (row["failures"],
+                               fmt_rate(row["sessions"] * len(row["failures_runs"])))
         if row["error_kinds"]:
-            failed += " (%s)" % ", ".join("%s: %d" % kv for kv in sorted(row["error_kinds"].items()))
+            failed += " (%s)" % ", ".join(
+                "%s: %d" % kv for kv in sorted(row["error_kinds"].items()))
         lines.append("| %s | **%.2f** | %s | %s | %.2f / %.2f | %s | %s | %s |" % (
             row["label"], row["seconds"], ", ".join("%.2f" % v for v in row["seconds_runs"]),
             fmt_ratio(row["seconds"], node["seconds"]) if node else "-",
@@ -876,8 +880,7 @@ STATIC_TEXT = """
   generator cheap.
 - **Steps**: a warm-up (not counted), then a step at the fixed load (20,000 deliveries/s: the
   CPU per delivery and the latency percentiles in the tables), then the rate doubles until a
-  step fails, then bisects
-  (geometrically) between the last step that passed and the first that failed.  A step passes
+  step fails, then bisects (geometrically) between the last step that passed and the first that failed.  A step passes
   when every delivery arrived (within the drain time after the step) and p95 latency ≤ 200 ms.
   A step whose oldest undelivered message is more than 1 s old is stopped at once (failed); the
   backlog is let drain and clients the server closed are reopened before the next step.  A
@@ -902,10 +905,10 @@ STATIC_TEXT = """
   times from the first connect to the last `o` frame.  A session fails when it is refused or
   closed, or has no `o` within 30 s.  3 runs, each with a new server.  Before they start, the
   server's and the load generator's open-file limit (`RLIMIT_NOFILE`) is raised to 65,536, or to
-  the hard limit when that cannot be raised (`results.json` keeps both processes' limits).  The kernel's accept queue is each server's own listen backlog, left
-  at its default (128 for gevent, Tornado and aiohttp, 511 for Node.js; capped by
-  `net.core.somaxconn`): a connection beyond it waits for a retransmission, and that shows in
-  the time.
+  the hard limit when that cannot be raised (`results.json` keeps both processes' limits).
+  The kernel's accept queue is each server's own listen backlog, left at its default (128 for
+  gevent, Tornado and aiohttp, 511 for Node.js; capped by `net.core.somaxconn`): a connection
+  beyond it waits for a retransmission, and that shows in the time.
 - **Polling variant**: the same ramp with xhr-streaming clients (a long
   `POST .../xhr_streaming`, reopened when the server ends it at its response limit, and
   `POST .../xhr_send` for what a client sends, one request at a time carrying what queued
@@ -916,6 +919,14 @@ STATIC_TEXT = """
 
 ## Columns
 
+- *CPU µs per delivery* (the headline): the server's CPU time over the fixed-load step divided
+  by the deliveries of that step (see the method), median over the runs; each run's value
+  follows.  *row ÷ sockjs-node*: below 1 the row spends less CPU per delivery than sockjs-node.
+- *p50 / p95 / p99 ms*: latency percentiles at the fixed load (20,000 deliveries/s, 2,000 for
+  polling), medians over the runs.
+- *server CPU at 20,000/s*: the server's CPU (share of its core) at the fixed load, median:
+  what the deliveries cost below the maximum, where a server that batches under load writes
+  nearly one frame per delivery (the frames column says how nearly).
 - *max deliveries/s, median*: the highest rate of a passing step, median over the runs; each
   run's value follows.  The ladder's rungs are fixed (20,000 × 2^k, then 3 geometric
   bisections): rates are found to within about 9% (full mode; short mode: about 40%), and runs
@@ -924,14 +935,6 @@ STATIC_TEXT = """
   1.0 the server batched (two significant digits below 0.1).
 - *rtm CPython ÷ row*: realtimemagic (CPython)'s maximum divided by the row's; above 1 means
   realtimemagic delivered more.
-- *CPU µs per delivery* (the headline): the server's CPU time over the fixed-load step divided
-  by the deliveries of that step (see the method), median over the runs; each run's value
-  follows.  *row ÷ sockjs-node*: below 1 the row spends less CPU per delivery than sockjs-node.
-- *p50 / p95 / p99 ms*: latency percentiles at the fixed load (20,000 deliveries/s, 2,000 for
-  polling), medians over the runs.
-- *server CPU at fixed load*: the server's CPU (share of its core) at the fixed load, median:
-  what a delivery costs below the maximum, where a server that batches under load still writes
-  about one frame per delivery.
 - *at max: server CPU, load gen CPU / loop*: at the best step, the server's CPU (a share of its
   core, from `/proc/PID/stat`), the load generator's own CPU (`process.cpuUsage()`, user +
   system) and its event loop's utilization (`performance.eventLoopUtilization()`: the share of
@@ -1023,7 +1026,8 @@ def write_report(data: dict, path: str, plot: Optional[str]) -> None:
     storm_rows = summarize_storms(data.get("storms") or [], specs)
     if storm_rows:
         sessions = next((r["sessions"] for r in storm_rows if r.get("sessions")), 0)
-        lines += ["## Reconnect storm: %s SockJS WebSocket sessions at once" % fmt_rate(sessions), "",
+        lines += ["## Reconnect storm: %s SockJS WebSocket sessions at once" % fmt_rate(sessions),
+                  "",
                   "A freshly started server; every session opened at once, as when the clients of "
                   "a restarted server all come back.  The time from the first connect to the last "
                   "`o` frame, median over the runs (each run a new server).", ""]
@@ -1307,7 +1311,8 @@ def main(argv=None) -> None:
         date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), mode=mode_name,
         runs=mode["runs"], sizes=mode["sizes"], polling_clients=mode["polling_clients"],
         fixed_rate=FIXED_RATE, threshold_ms=THRESHOLD_MS, versions=versions(), ramps=ramps,
-        memory=memory_results, storms=storms, storm_runs=mode["storm_runs"], json=json_path, seconds=time.monotonic() - started,
+        memory=memory_results, storms=storms, storm_runs=mode["storm_runs"], json=json_path,
+        seconds=time.monotonic() - started,
         problems={k: v for k, v in problems.items() if v},
         labels={s.key: s.label for s in server_specs()},
         code_before=code_before, code_after=code_version())
