@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """The broadcast benchmark: realtimemagic against sockjs-node, sockjs-tornado and aio-libs sockjs.
 
-    python3 bench/run.py              # full mode: N = 100 and 500, 3 runs, memory, polling;
-                                      # writes BENCHMARKS.md, bench/results/results.json and
-                                      # bench/results/latency.png (about 25 minutes)
+    python3 bench/run.py              # full mode: N = 100 and 500, 3 runs, polling, memory,
+                                      # reconnect storm; writes BENCHMARKS.md,
+                                      # bench/results/results.json and bench/results/latency.png
+                                      # (about 30 minutes)
     python3 bench/run.py --short      # one run, N = 100, fewer steps (under 2 minutes);
                                       # writes bench/results/short/
     python3 bench/run.py --profile    # py-spy profile of realtimemagic (CPython) under the
                                       # broadcast load: bench/results/profile*.svg and .txt
     python3 bench/run.py --setup      # only install what the benchmark needs
+    python3 bench/run.py --servers rtm,sockjs-node --only storm --runs 1
+                                      # a partial run (parts: websocket, polling, memory, storm);
+                                      # writes bench/results/custom/ or --out DIR
 
 Every server runs the same broadcast: each message a client sends goes to every client.  The load
 generator (bench/node/loadgen.js, Node + ws) drives N SockJS clients over WebSocket; a few of
@@ -23,6 +27,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -45,21 +50,26 @@ LOADGEN = os.path.join(NODE_DIR, "loadgen.js")
 
 SERVER_CORE = "0"
 LOADGEN_CORE = "1"
-#: Deliveries per second of the fixed-load step (latency percentiles are reported there).
-FIXED_RATE = 10000
+#: Deliveries per second of the fixed-load step: the server's CPU per delivery and the latency
+#: percentiles are reported there.
+FIXED_RATE = 20000
 POLLING_FIXED_RATE = 2000
 THRESHOLD_MS = 200
+#: File descriptors the servers and the load generator may open (RLIMIT_NOFILE): the memory
+#: levels and the reconnect storm hold 5,000 sessions at once.
+NOFILE = 65536
 
 MODES = {
     "short": dict(sizes=[100], runs=1, step_ms=1000, warmup_ms=1000, drain_ms=1000,
                   quiet_ms=500, factor=4, bisections=2, confirm_failures=False, noisy_retries=0,
                   memory_levels=[], polling_clients=50,
                   polling_servers=["rtm", "sockjs-node"], polling_runs=1,
-                  polling_bisections=1),
+                  polling_bisections=1, storm_sessions=5000, storm_runs=0),
     "full": dict(sizes=[100, 500], runs=3, step_ms=2000, warmup_ms=2000, drain_ms=2000,
                  quiet_ms=1000, factor=2, bisections=3, confirm_failures=True, noisy_retries=2,
                  memory_levels=[1000, 5000], polling_clients=50,
-                 polling_servers=["rtm", "sockjs-node"], polling_runs=3, polling_bisections=2),
+                 polling_servers=["rtm", "sockjs-node"], polling_runs=3, polling_bisections=2,
+                 storm_sessions=5000, storm_runs=3),
 }
 
 
@@ -237,6 +247,38 @@ def boost(pid: int, nice: bool) -> None:
         pass
 
 
+def raise_nofile() -> None:
+    """In the child before exec (preexec_fn): let it open NOFILE descriptors, as far as the hard
+    limit allows (root raises the hard limit too)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < NOFILE:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+            return
+        except (ValueError, OSError):
+            pass
+    target = NOFILE if hard == resource.RLIM_INFINITY else min(max(soft, NOFILE), hard)
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def nofile_limit(pid: int) -> Optional[int]:
+    """The soft RLIMIT_NOFILE of a running process (/proc/PID/limits)."""
+    try:
+        with open("/proc/%d/limits" % pid) as handle:
+            for line in handle:
+                if line.startswith("Max open files"):
+                    value = line.split()[3]
+                    return None if value == "unlimited" else int(value)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 class RunningServer:
     def __init__(self, spec: ServerSpec, nice: bool, tag: str) -> None:
         self.spec = spec
@@ -249,7 +291,8 @@ class RunningServer:
         argv = ["taskset", "-c", SERVER_CORE] + spec.command(self.port)
         # taskset execs the command: the child's pid is the server's.
         self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=raise_nofile)
         boost(self.process.pid, nice)
         self.url = "http://127.0.0.1:%d%s" % (self.port, spec.prefix)
         self._wait_ready()
@@ -263,7 +306,7 @@ class RunningServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("%s exited with %s; see %s" % (
-                    self.spec.label, self.process.returncode, self.log_path))
+                    self.spec.label, self.process.returncode, os.path.relpath(self.log_path, ROOT)))
             try:
                 with urllib.request.urlopen(self.url + "/info", timeout=2) as response:
                     if response.status == 200:
@@ -306,7 +349,7 @@ def start_loadgen(config: dict, nice: bool, **popen) -> subprocess.Popen:
     config.setdefault("loadgen_core", int(LOADGEN_CORE))
     argv = ["taskset", "-c", LOADGEN_CORE, "node", LOADGEN, json.dumps(config)]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True,
-                               **popen)
+                               preexec_fn=raise_nofile, **popen)
     boost(process.pid, nice)
     return process
 
@@ -404,12 +447,52 @@ def memory(spec: ServerSpec, levels: List[int], nice: bool) -> dict:
     return result
 
 
+def storm(spec: ServerSpec, sessions: int, nice: bool, tag: str) -> dict:
+    """A reconnect storm: a freshly started server (as after a restart) and `sessions` SockJS
+    WebSocket sessions opened at once; the time from the first connect to the last `o` frame."""
+    say("%s: %s, a storm of %d sessions" % (tag, spec.label, sessions))
+    try:
+        with RunningServer(spec, nice, tag) as server:
+            time.sleep(1.0)
+            config = dict(mode="storm", transport="websocket", url=server.url,
+                          storm_sessions=sessions, storm_timeout_ms=30000,
+                          server_pid=server.pid)
+            result = loadgen(config, nice, timeout=90)
+            result["server_nofile"] = nofile_limit(server.pid)
+            for who in ("server", "loadgen"):
+                limit = result.get(who + "_nofile")
+                if limit is not None and limit < sessions + 100:
+                    say("  warning: the %s may open only %d files (RLIMIT_NOFILE) for %d sessions"
+                        % ("server" if who == "server" else "load generator", limit, sessions))
+            if server.process.poll() is not None:
+                result.setdefault("error", "server exited with %s" % server.process.returncode)
+    except RuntimeError as error:
+        result = {"error": str(error)}
+    if result.get("error"):
+        say("  error:", result["error"][:300])
+    else:
+        say("  %d of %d open in %.2f s, %d failed" % (
+            result["opened"], sessions, result["seconds"], result["failures"]))
+    result.update(server=spec.key, tag=tag)
+    return result
+
+
 # ------------------------------------------------------------------------------------------------
 # Summaries and the report.
 
 def median_or_none(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
+
+
+def us_per_delivery(step: dict) -> Optional[float]:
+    """The server's CPU microseconds per delivery of a step (computed from its CPU share and
+    delivery rate for results written before the load generator reported it)."""
+    if step.get("server_us_per_delivery") is not None:
+        return step["server_us_per_delivery"]
+    if step.get("server_cpu") is None or not step.get("delivered_per_s"):
+        return None
+    return step["server_cpu"] / step["delivered_per_s"] * 1e6
 
 
 def summarize(ramps: List[dict], specs: List[ServerSpec], transport: str, size: int) -> List[dict]:
@@ -431,12 +514,19 @@ def summarize(ramps: List[dict], specs: List[ServerSpec], transport: str, size: 
             # The CPU the server needs for the fixed load: below its maximum, where servers
             # that batch under load still write about one frame per delivery.
             row["fixed_server_cpu"] = median_or_none([r["fixed"]["server_cpu"] for r in good])
+            # The headline: the server's CPU time over the fixed-load step per delivery.
+            row["fixed_us_runs"] = [us_per_delivery(r["fixed"]) for r in good]
+            row["fixed_us"] = median_or_none(row["fixed_us_runs"])
+            row["fixed_frames"] = median_or_none([r["fixed"].get("frames_per_delivery")
+                                                  for r in good])
             measured = [s for r in good for s in r["steps"] if s["label"] != "warmup"]
             row["loadgen_cpu_max"] = max(s["loadgen_cpu"] for s in measured)
             at_best = [r["best"] for r in good if r.get("best")]
             row["loadgen_cpu_at_best"] = median_or_none([b["loadgen_cpu"] for b in at_best])
             row["loadgen_elu_at_best"] = median_or_none([b.get("loadgen_elu") for b in at_best])
             row["server_cpu_at_best"] = median_or_none([b["server_cpu"] for b in at_best])
+            # Frames per delivery at the best step: below 1.0 the server batched.
+            row["frames_at_best"] = median_or_none([b.get("frames_per_delivery") for b in at_best])
             # The failed step just above the best one: who ran out of CPU there?
             above = []
             for r in good:
@@ -480,17 +570,35 @@ def pct(value) -> str:
     return "-" if value is None else "%.0f%%" % (100 * value)
 
 
-def rate_table(rows: List[dict], reference: Optional[dict]) -> List[str]:
+def fmt_us(value) -> str:
+    if value is None:
+        return "-"
+    return "%.1f" % value if value < 100 else "%d" % round(value)
+
+
+def fmt_frames(value) -> str:
+    """Frames per delivery: two decimals, two significant digits below 0.1 (batched)."""
+    if value is None:
+        return "-"
+    return "%.2f" % value if value >= 0.1 else "%.2g" % value
+
+
+def rate_table(rows: List[dict], reference: Optional[dict], fixed_rate: float) -> List[str]:
+    """The headline is the CPU per delivery at the fixed load; then the latency there, then the
+    maximum rate with the frames per delivery it took."""
+    node = next((r for r in rows if r["server"] == "sockjs-node" and r.get("fixed_us")), None)
     lines = [
-        "| server | max deliveries/s, median | runs | rtm CPython ÷ row | p50 / p95 / p99 ms at "
-        "fixed load | server CPU at fixed load | at max: server CPU, load gen CPU / loop | "
+        "| server | **CPU µs per delivery at %s/s**, median | runs | row ÷ sockjs-node | "
+        "p50 / p95 / p99 ms at %s/s | server CPU at %s/s | max deliveries/s, median | runs | "
+        "frames per delivery at %s/s / at max | rtm CPython ÷ row | "
+        "at max: server CPU, load gen CPU / loop | "
         "first failed step above max: server CPU / load gen loop | never delivered; steps "
-        "stopped; clients closed |",
-        "| --- | ---: | --- | ---: | --- | ---: | --- | --- | --- |",
+        "stopped; clients closed |" % ((fmt_rate(fixed_rate),) * 4),
+        "| --- | ---: | --- | ---: | --- | ---: | ---: | --- | ---: | ---: | --- | --- | --- |",
     ]
     for row in rows:
         if "best" not in row:
-            lines.append("| %s | error: %s | | | | | | | |" % (
+            lines.append("| %s | error: %s | | | | | | | | | | | |" % (
                 row["label"], "; ".join(e.splitlines()[0][:120] for e in row["errors"])))
             continue
         ratio = "1.00x" if row["server"] == "rtm" else fmt_ratio(
@@ -498,11 +606,15 @@ def rate_table(rows: List[dict], reference: Optional[dict]) -> List[str]:
         flag = " ‡" if row["generator_bound"] else " †" if row["co_limited"] else ""
         loss = "%s of %s" % (fmt_rate(row["undelivered"]), fmt_rate(row["expected"])) \
             if row["undelivered"] else "0"
-        lines.append("| %s | **%s**%s | %s | %s | %s / %s / %s%s | %s | %s, %s / %s | %s / %s | %s; %d; %d |" % (
-            row["label"], fmt_rate(row["best"]), flag,
-            ", ".join(fmt_rate(r) for r in row["best_rates"]), ratio,
+        lines.append("| %s | **%s** | %s | %s | %s / %s / %s%s | %s | %s%s | %s | %s / %s | %s | "
+                     "%s, %s / %s | %s / %s | %s; %d; %d |" % (
+            row["label"], fmt_us(row["fixed_us"]),
+            ", ".join(fmt_us(v) for v in row["fixed_us_runs"]),
+            fmt_ratio(row["fixed_us"], node["fixed_us"]) if node else "-",
             fmt_ms(row["fixed_p50_ms"]), fmt_ms(row["fixed_p95_ms"]), fmt_ms(row["fixed_p99_ms"]),
             "" if row["fixed_pass"] else " (failed)", pct(row["fixed_server_cpu"]),
+            fmt_rate(row["best"]), flag, ", ".join(fmt_rate(r) for r in row["best_rates"]),
+            fmt_frames(row["fixed_frames"]), fmt_frames(row["frames_at_best"]), ratio,
             pct(row["server_cpu_at_best"]), pct(row["loadgen_cpu_at_best"]),
             pct(row["loadgen_elu_at_best"]),
             pct(row["server_cpu_at_failure"]), pct(row["loadgen_elu_at_failure"]),
@@ -510,6 +622,58 @@ def rate_table(rows: List[dict], reference: Optional[dict]) -> List[str]:
     lines += ["", "† the load generator's event loop was also ≥ 90% busy at the failed step "
               "(the server was at ≥ 90% CPU as well: both near their limit).  ‡ the load "
               "generator, not the server, was the limit: the number is a lower bound."]
+    return lines
+
+
+def summarize_storms(storms: List[dict], specs: List[ServerSpec]) -> List[dict]:
+    rows = []
+    for spec in specs:
+        runs = [r for r in storms if r["server"] == spec.key]
+        if not runs:
+            continue
+        good = [r for r in runs if not r.get("error")]
+        row = dict(server=spec.key, label=spec.label, runs=len(runs),
+                   errors=[r["error"] for r in runs if r.get("error")])
+        if good:
+            row["seconds_runs"] = [r["seconds"] for r in good]
+            row["seconds"] = statistics.median(row["seconds_runs"])
+            row["sessions"] = good[0]["sessions"]
+            row["failures_runs"] = [r["failures"] for r in good]
+            row["failures"] = sum(row["failures_runs"])
+            row["open_p50_s"] = median_or_none([r.get("open_p50_s") for r in good])
+            row["open_p95_s"] = median_or_none([r.get("open_p95_s") for r in good])
+            row["server_cpu_seconds"] = median_or_none([r.get("server_cpu_seconds") for r in good])
+            row["loadgen_elu"] = median_or_none([r.get("loadgen_elu") for r in good])
+            kinds: Dict[str, int] = {}
+            for r in good:
+                for kind, count in (r.get("errors") or {}).items():
+                    kinds[kind] = kinds.get(kind, 0) + count
+            row["error_kinds"] = kinds
+        rows.append(row)
+    return rows
+
+
+def storm_table(rows: List[dict]) -> List[str]:
+    node = next((r for r in rows if r["server"] == "sockjs-node" and r.get("seconds")), None)
+    lines = ["| server | **seconds to open all**, median | runs | row ÷ sockjs-node | a session's "
+             "open time p50 / p95, s | failed (all runs) | server CPU s | load gen loop |",
+             "| --- | ---: | --- | ---: | --- | --- | ---: | ---: |"]
+    for row in rows:
+        if "seconds" not in row:
+            lines.append("| %s | error: %s | | | | | | |" % (
+                row["label"], "; ".join(e.splitlines()[0][:120] for e in row["errors"])))
+            continue
+        failed = "%d of %s" % (row["failures"],
+                               fmt_rate(row["sessions"] * len(row["failures_runs"])))
+        if row["error_kinds"]:
+            failed += " (%s)" % ", ".join(
+                "%s: %d" % kv for kv in sorted(row["error_kinds"].items()))
+        lines.append("| %s | **%.2f** | %s | %s | %.2f / %.2f | %s | %s | %s |" % (
+            row["label"], row["seconds"], ", ".join("%.2f" % v for v in row["seconds_runs"]),
+            fmt_ratio(row["seconds"], node["seconds"]) if node else "-",
+            row["open_p50_s"] or 0, row["open_p95_s"] or 0, failed,
+            "-" if row["server_cpu_seconds"] is None else "%.2f" % row["server_cpu_seconds"],
+            pct(row["loadgen_elu"])))
     return lines
 
 
@@ -541,6 +705,64 @@ def goal_lines(tables: Dict[int, List[dict]]) -> List[str]:
                     pct(cpu["rtm"]), pct(cpu["sockjs-node"]), pct(cpu["sockjs-aiohttp"]),
                     fmt_ratio(cpu["rtm"], cpu["sockjs-node"]),
                     fmt_ratio(cpu["rtm"], cpu["sockjs-aiohttp"])))
+    return lines
+
+
+def _check(label: str, value, reference, test: str, bound: float, unit: str,
+           fmt=lambda v: "%.1f" % v) -> str:
+    """One goal line: `label`: met / not met, with the ratio value ÷ reference (`test`: "<",
+    "<=" or ">=" the bound) and both values."""
+    if value is None or not reference:
+        return "- %s: not measured." % label
+    ratio = value / reference
+    met = {"<": ratio < bound, "<=": ratio <= bound, ">=": ratio >= bound}[test]
+    return "- %s: **%s** (%.2fx; %s %s against %s %s)." % (
+        label, "met" if met else "not met", ratio, fmt(value), unit, fmt(reference), unit)
+
+
+def goal_lines_15(tables: Dict[int, List[dict]], memory_results: List[dict],
+                  storm_rows: List[dict], fixed_rate: float) -> List[str]:
+    """The acceptance lines of "fan-out at the physical limit", each computed from this run."""
+    lines = []
+    for size in (100, 500):
+        rows = {row["server"]: row for row in tables.get(size, [])}
+        rtm, node = rows.get("rtm", {}), rows.get("sockjs-node", {})
+        lines.append(_check(
+            "1 (N = %d): CPU per delivery at %s/s, realtimemagic (CPython) ÷ sockjs-node < 1.0" % (
+                size, fmt_rate(fixed_rate)), rtm.get("fixed_us"), node.get("fixed_us"), "<", 1.0,
+            "µs"))
+        lines.append(_check(
+            "1 (N = %d): p95 at %s/s, realtimemagic (CPython) ≤ 1.2x sockjs-node" % (
+                size, fmt_rate(fixed_rate)), rtm.get("fixed_p95_ms"), node.get("fixed_p95_ms"),
+            "<=", 1.2, "ms"))
+    by = {r["server"]: r for r in memory_results}
+
+    def at_5000(key):
+        for item in by.get(key, {}).get("levels", []):
+            if item["connections"] == 5000:
+                return item["per_connection_kib"]
+        return None
+    lines.append(_check("2: KiB per idle WebSocket session at 5,000, realtimemagic (CPython) ≤ "
+                        "sockjs-node", at_5000("rtm"), at_5000("sockjs-node"), "<=", 1.0, "KiB"))
+    for size in (100, 500):
+        rows = {row["server"]: row for row in tables.get(size, [])}
+        rtm = rows.get("rtm", {}).get("fixed_us")
+        lines.append(_check("3 (N = %d): the pub/sub path's CPU per delivery ≤ 1.25x the plain "
+                            "broadcast's" % size, rows.get("rtm-pubsub", {}).get("fixed_us"), rtm,
+                            "<=", 1.25, "µs"))
+        lines.append(_check("3 (N = %d): PyPy's CPU per delivery ≤ 0.6x CPython's" % size,
+                            rows.get("rtm-pypy", {}).get("fixed_us"), rtm, "<=", 0.6, "µs"))
+    rows = {row["server"]: row for row in tables.get(100, [])}
+    lines.append(_check("4 (N = 100): the maximum sustained rate, realtimemagic (CPython) ≥ 3x "
+                        "sockjs-node", rows.get("rtm", {}).get("best"),
+                        rows.get("sockjs-node", {}).get("best"), ">=", 3.0, "deliveries/s",
+                        fmt_rate))
+    storms = {row["server"]: row for row in storm_rows}
+    sessions = next((row["sessions"] for row in storm_rows if row.get("sessions")), 5000)
+    lines.append(_check("5: a reconnect storm of %s sessions, realtimemagic (CPython)'s time ≤ "
+                        "sockjs-node's" % fmt_rate(sessions), storms.get("rtm", {}).get("seconds"),
+                        storms.get("sockjs-node", {}).get("seconds"), "<=", 1.0, "s",
+                        lambda v: "%.2f" % v))
     return lines
 
 
@@ -656,9 +878,9 @@ STATIC_TEXT = """
   takes the latency of every delivery from the send time in the message (one clock: one
   process).  Messages are found in a frame by a scan, not by JSON decoding, to keep the load
   generator cheap.
-- **Steps**: a warm-up (not counted), then a step at the fixed load (10,000 deliveries/s: the
-  latency percentiles in the tables), then the rate doubles until a step fails, then bisects
-  (geometrically) between the last step that passed and the first that failed.  A step passes
+- **Steps**: a warm-up (not counted), then a step at the fixed load (20,000 deliveries/s: the
+  CPU per delivery and the latency percentiles in the tables), then the rate doubles until a
+  step fails, then bisects (geometrically) between the last step that passed and the first that failed.  A step passes
   when every delivery arrived (within the drain time after the step) and p95 latency ≤ 200 ms.
   A step whose oldest undelivered message is more than 1 s old is stopped at once (failed); the
   backlog is let drain and clients the server closed are reopened before the next step.  A
@@ -668,8 +890,25 @@ STATIC_TEXT = """
   below half the best rate found so far.  Short mode: steps of 1 s, the rate grows 4x a step,
   2 bisections, no second tries.
 - **Deliveries/s** = messages sent per second × N (each message goes to all N clients).
+- **CPU per delivery**: the server process's CPU time (utime + stime of `/proc/PID/stat`, all its
+  threads) from the start of the fixed-load step to the end of its drain, divided by the
+  deliveries received in that step, in microseconds.  The kernel counts CPU time in ticks of
+  10 ms: over a 2 s step at 20,000 deliveries/s (40,000 deliveries) a tick is 0.25 µs a delivery
+  (2.5 µs in the polling variant, at 2,000 deliveries/s).
+- **Frames per delivery**: the load generator counts the frames (WebSocket messages, or
+  xhr-streaming lines) that carried a step's messages against the deliveries it received: 1.0
+  is one frame a delivery; below 1.0 the server batched several messages into one `a[...]` frame.
 - **Memory**: a fresh server; its RSS (`VmRSS` of `/proc/PID/status`) with no connection, then
   with 1,000 and 5,000 idle SockJS-over-WebSocket sessions open: (RSS − baseline) / sessions.
+- **Reconnect storm**: a freshly started server (as after a restart); the load generator opens
+  5,000 SockJS WebSocket sessions (`/<prefix>/<server>/<session>/websocket`) all at once and
+  times from the first connect to the last `o` frame.  A session fails when it is refused or
+  closed, or has no `o` within 30 s.  3 runs, each with a new server.  Before they start, the
+  server's and the load generator's open-file limit (`RLIMIT_NOFILE`) is raised to 65,536, or to
+  the hard limit when that cannot be raised (`results.json` keeps both processes' limits).
+  The kernel's accept queue is each server's own listen backlog, left at its default (128 for
+  gevent, Tornado and aiohttp, 511 for Node.js; capped by `net.core.somaxconn`): a connection
+  beyond it waits for a retransmission, and that shows in the time.
 - **Polling variant**: the same ramp with xhr-streaming clients (a long
   `POST .../xhr_streaming`, reopened when the server ends it at its response limit, and
   `POST .../xhr_send` for what a client sends, one request at a time carrying what queued
@@ -680,17 +919,22 @@ STATIC_TEXT = """
 
 ## Columns
 
+- *CPU µs per delivery* (the headline): the server's CPU time over the fixed-load step divided
+  by the deliveries of that step (see the method), median over the runs; each run's value
+  follows.  *row ÷ sockjs-node*: below 1 the row spends less CPU per delivery than sockjs-node.
+- *p50 / p95 / p99 ms*: latency percentiles at the fixed load (20,000 deliveries/s, 2,000 for
+  polling), medians over the runs.
+- *server CPU at 20,000/s*: the server's CPU (share of its core) at the fixed load, median:
+  what the deliveries cost below the maximum, where a server that batches under load writes
+  nearly one frame per delivery (the frames column says how nearly).
 - *max deliveries/s, median*: the highest rate of a passing step, median over the runs; each
-  run's value follows.  The ladder's rungs are fixed (10,000 × 2^k, then 3 geometric
+  run's value follows.  The ladder's rungs are fixed (20,000 × 2^k, then 3 geometric
   bisections): rates are found to within about 9% (full mode; short mode: about 40%), and runs
   often land on the same rung.
-- *rtm CPython ÷ row*: realtimemagic (CPython)'s median divided by the row's; above 1 means
+- *frames per delivery*: at the fixed load and at the best step (medians over the runs); below
+  1.0 the server batched (two significant digits below 0.1).
+- *rtm CPython ÷ row*: realtimemagic (CPython)'s maximum divided by the row's; above 1 means
   realtimemagic delivered more.
-- *p50 / p95 / p99 ms at fixed load*: latency percentiles at 10,000 deliveries/s (2,000 for
-  polling), medians over the runs.
-- *server CPU at fixed load*: the server's CPU (share of its core) at the fixed load, median:
-  what a delivery costs below the maximum, where a server that batches under load still writes
-  about one frame per delivery.
 - *at max: server CPU, load gen CPU / loop*: at the best step, the server's CPU (a share of its
   core, from `/proc/PID/stat`), the load generator's own CPU (`process.cpuUsage()`, user +
   system) and its event loop's utilization (`performance.eventLoopUtilization()`: the share of
@@ -698,6 +942,11 @@ STATIC_TEXT = """
 - *first failed step above max*: the same for the step that failed just above the best one:
   who ran out?  A server near 100% is the limit; a load generator whose loop is ≥ 90% busy
   while the server is below 90% would make the number a lower bound (marked ‡).
+- *Reconnect storm*: *seconds to open all*, median over the runs; *a session's open time*: from
+  the first connect to that session's `o`, p50 and p95 of the sessions (median over the runs);
+  *failed*: sessions that never opened, over all the runs, by error; *server CPU s*: the server's
+  CPU time from the first connect to the end of the storm (median); *load gen loop*: its event
+  loop's utilization meanwhile (near 100%: the load generator may have been the limit).
 - *never delivered*: deliveries that never arrived, over all the steps of all the runs (a step
   fails as soon as one delivery misses its drain time; what arrives after that is counted as
   delivered, late).  *steps stopped*: steps stopped early for a backlog over 1 s old.
@@ -755,23 +1004,39 @@ def write_report(data: dict, path: str, plot: Optional[str]) -> None:
         if after and after["sha256"] != before["sha256"]:
             lines += ["**The code changed during the run** (commit %s, hash %s at its end): "
                       "later rows measured a newer version." % (after["commit"], after["sha256"]), ""]
+    fixed_rate = data.get("fixed_rate", FIXED_RATE)
     tables = {}
     for size in data["sizes"]:
         rows = summarize(data["ramps"], specs, "websocket", size)
         tables[size] = rows
+        if not rows:
+            continue
         reference = next((r for r in rows if r["server"] == "rtm"), None)
         lines += ["## Broadcast over WebSocket, N = %d clients" % size, ""]
-        lines += rate_table(rows, reference) + [""]
+        lines += rate_table(rows, reference, fixed_rate) + [""]
     polling = summarize(data["ramps"], specs, "xhr_streaming", data["polling_clients"])
     if polling:
         reference = next((r for r in polling if r["server"] == "rtm"), None)
         lines += ["## Polling variant: xhr-streaming, N = %d clients (fixed load %s deliveries/s)" % (
             data["polling_clients"], fmt_rate(POLLING_FIXED_RATE)), ""]
-        lines += rate_table(polling, reference) + [""]
+        lines += rate_table(polling, reference, POLLING_FIXED_RATE) + [""]
     if data.get("memory"):
         lines += ["## Memory per idle connection", ""]
         lines += memory_table(data["memory"], specs) + [""]
-    lines += ["## The goal", "",
+    storm_rows = summarize_storms(data.get("storms") or [], specs)
+    if storm_rows:
+        sessions = next((r["sessions"] for r in storm_rows if r.get("sessions")), 0)
+        lines += ["## Reconnect storm: %s SockJS WebSocket sessions at once" % fmt_rate(sessions),
+                  "",
+                  "A freshly started server; every session opened at once, as when the clients of "
+                  "a restarted server all come back.  The time from the first connect to the last "
+                  "`o` frame, median over the runs (each run a new server).", ""]
+        lines += storm_table(storm_rows) + [""]
+    lines += ["## Goal lines: fan-out at the physical limit (issue 15)", "",
+              "The acceptance of issue 15, each line computed from this run (medians over the "
+              "runs; ratios realtimemagic ÷ the reference).", ""]
+    lines += goal_lines_15(tables, data.get("memory") or [], storm_rows, fixed_rate) + [""]
+    lines += ["## The earlier goal: the maximum rate (issue 8)", "",
               "One CPython process sustains more deliveries/s at p95 < 200 ms than sockjs-node, "
               "and at least 1.5x the best Python peer; PyPy 2x CPython.", ""]
     lines += goal_lines(tables) + [""]
@@ -922,6 +1187,10 @@ def profile(args, nice: bool) -> None:
 
 # ------------------------------------------------------------------------------------------------
 
+#: The parts of a run, for --only.
+PARTS = ("websocket", "polling", "memory", "storm")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="one run, N=100, fewer steps (< 2 min)")
@@ -939,6 +1208,10 @@ def main(argv=None) -> None:
     parser.add_argument("--report-only", metavar="RESULTS_JSON",
                         help="rebuild the plot and the report from an earlier run's results.json")
     parser.add_argument("--runs", type=int, help="override the number of runs")
+    parser.add_argument("--only", help="comma-separated parts to run (a partial run): " +
+                        ", ".join(PARTS))
+    parser.add_argument("--storm-sessions", type=int,
+                        help="sessions of the reconnect storm (default 5000)")
     args = parser.parse_args(argv)
     nice = not args.no_nice
     started = time.monotonic()
@@ -965,18 +1238,37 @@ def main(argv=None) -> None:
     mode_name = "short" if args.short else "full"
     mode = dict(MODES[mode_name])
     if args.runs:
-        mode["runs"] = mode["polling_runs"] = args.runs
+        mode["runs"] = mode["polling_runs"] = mode["storm_runs"] = args.runs
     if args.sizes:
         mode["sizes"] = [int(size) for size in args.sizes.split(",")]
     if args.no_polling:
         mode["polling_runs"] = 0
+    if args.storm_sessions:
+        mode["storm_sessions"] = args.storm_sessions
+    if args.only:
+        parts = set(args.only.split(","))
+        unknown = parts - set(PARTS)
+        if unknown:
+            parser.error("--only: unknown part(s) %s; choose from %s" % (
+                ", ".join(sorted(unknown)), ", ".join(PARTS)))
+        if "websocket" not in parts:
+            mode["sizes"] = []
+        if "polling" not in parts:
+            mode["polling_runs"] = 0
+        if "memory" not in parts:
+            mode["memory_levels"] = []
+        if "storm" not in parts:
+            mode["storm_runs"] = 0
+        elif not mode["storm_runs"]:
+            mode["storm_runs"] = args.runs or 1
     specs = [s for s in server_specs() if not (s.needs and problems.get(s.needs))]
     if args.servers:
         wanted = args.servers.split(",")
         specs = [s for s in specs if s.key in wanted]
     # Only the full mode with every server writes BENCHMARKS.md and bench/results/; the short
     # mode writes bench/results/short/, a partial run bench/results/custom/ (or --out).
-    custom = bool(args.servers or args.sizes or args.runs or args.no_polling)
+    custom = bool(args.servers or args.sizes or args.runs or args.no_polling or args.only
+                  or args.storm_sessions)
     out_dir = args.out or os.path.join(RESULTS, "short" if args.short else "custom" if custom
                                        else "")
     out_dir = out_dir.rstrip("/") or RESULTS
@@ -1007,20 +1299,26 @@ def main(argv=None) -> None:
                               mode["polling_bisections"]))
     memory_results = [memory(spec, mode["memory_levels"], nice) for spec in specs] \
         if mode["memory_levels"] else []
+    storms: List[dict] = []
+    for run in range(mode["storm_runs"]):
+        order = specs[run % len(specs):] + specs[:run % len(specs)]
+        for spec in order:
+            storms.append(storm(spec, mode["storm_sessions"], nice, "storm%d" % (run + 1)))
 
     json_path = os.path.join(out_dir, "results.json")
     data = dict(
-        command="python3 bench/run.py" + (" --short" if args.short else ""),
+        command=" ".join(["python3 bench/run.py"] + list(sys.argv[1:] if argv is None else argv)),
         date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), mode=mode_name,
         runs=mode["runs"], sizes=mode["sizes"], polling_clients=mode["polling_clients"],
         fixed_rate=FIXED_RATE, threshold_ms=THRESHOLD_MS, versions=versions(), ramps=ramps,
-        memory=memory_results, json=json_path, seconds=time.monotonic() - started,
+        memory=memory_results, storms=storms, storm_runs=mode["storm_runs"], json=json_path,
+        seconds=time.monotonic() - started,
         problems={k: v for k, v in problems.items() if v},
         labels={s.key: s.label for s in server_specs()},
         code_before=code_before, code_after=code_version())
     with open(json_path, "w") as handle:
         json.dump(data, handle, indent=1)
-    plot = draw_plot(json_path, os.path.join(out_dir, "latency.png"))
+    plot = draw_plot(json_path, os.path.join(out_dir, "latency.png")) if ramps else None
     partial = args.short or custom or args.out
     report = os.path.join(out_dir, "BENCHMARKS.md") if partial else os.path.join(ROOT, "BENCHMARKS.md")
     write_report(data, report, plot)

@@ -18,6 +18,18 @@
 //   idle  open `levels` connections one level after another; after each level print
 //         {"ready": level} on stdout and wait for a line on stdin (the caller reads the
 //         server's memory), then go on; close everything at the end.
+//   storm a reconnect storm: open `storm_sessions` SockJS WebSocket sessions all at once (as
+//         every client does after a server restart) and report the time from the first
+//         connect to the last `o` frame, the spread of the sessions' open times, how many
+//         failed (refused, closed, or no `o` within storm_timeout_ms), and the server's CPU.
+//
+// Every step of a ramp also counts the frames that carried its messages (SockJS `a` frames:
+// WebSocket messages, or xhr-streaming lines), so frames per delivery (below 1.0: the server
+// batched several messages into one frame) is reported with the deliveries.
+//
+// The storm and the idle mode need a file descriptor per session: run.py raises the load
+// generator's and the server's RLIMIT_NOFILE (soft limit up to the hard one) before it starts
+// them.
 //
 // Rates are given in deliveries per second (messages sent per second x N).  The whole run stops
 // by itself after deadline_ms.
@@ -60,6 +72,8 @@ const cfg = Object.assign({
   server_pid: 0,
   levels: [1000, 5000],
   connect_concurrency: 100,
+  storm_sessions: 5000,
+  storm_timeout_ms: 30000,    // a storm session without its `o` frame by then has failed
   deadline_ms: 600000,        // the whole run stops by itself after this long
 }, JSON.parse(process.argv[2] || '{}'));
 
@@ -135,7 +149,9 @@ function onFrame(client, frame) {
   if (kind === 97) {  // 'a'
     const now = performance.now();
     lastArrival = now;
+    const before = step === null ? 0 : step.received;
     if (!scanMessages(frame, now)) otherMessages += 1;
+    if (step !== null && step.received > before) step.frames += 1;
   } else if (kind === 111) {  // 'o'
     client.opened = true;
     if (client.onopen) client.onopen();
@@ -379,7 +395,7 @@ async function runStep(clients, senders, deliveriesPerSecond, durationMs, label)
   otherMessages = 0;
   step = {
     id: stepCounter, clients: n, counts: new Uint32Array(maxMessages), sent: 0, oldest: 0,
-    received: 0, duplicates: 0, max: 0,
+    received: 0, duplicates: 0, max: 0, frames: 0,
   };
   const sendTimes = new Float64Array(maxMessages);
   const cpuBefore = process.cpuUsage();
@@ -433,6 +449,7 @@ async function runStep(clients, senders, deliveriesPerSecond, durationMs, label)
   const busyAfter = coreBusy();
   const waitAfter = [runQueueWait(cfg.server_pid || 'self'), runQueueWait('self')];
   const received = step.received;
+  const frames = step.frames;
   const sendSeconds = (sendEnd - start) / 1000;
   const wallSeconds = (end - start) / 1000;
   const result = {
@@ -446,6 +463,10 @@ async function runStep(clients, senders, deliveriesPerSecond, durationMs, label)
     loss: expected - received,  // not delivered within the step and its drain time
     undelivered: null,          // never delivered (see below)
     duplicates: step.duplicates,
+    // Frames that carried this step's messages, per delivery: 1.0 is one frame (one write by
+    // the server, one read here) per delivery; below 1.0 the server batched.
+    frames,
+    frames_per_delivery: received ? frames / received : null,
     late_from_earlier_steps: lateDeliveries,
     other_frames: otherMessages,
     seconds: sendSeconds,
@@ -464,6 +485,12 @@ async function runStep(clients, senders, deliveriesPerSecond, durationMs, label)
     loadgen_elu: elu.utilization,
     server_cpu: serverCpuBefore === null || serverCpuAfter === null ? null
       : (serverCpuAfter - serverCpuBefore) / wallSeconds,
+    // The server's CPU time (utime + stime) over the step, its drain included, and that per
+    // delivery received in the step, in microseconds: what a delivery costs the server.
+    server_cpu_seconds: serverCpuBefore === null || serverCpuAfter === null ? null
+      : serverCpuAfter - serverCpuBefore,
+    server_us_per_delivery: serverCpuBefore === null || serverCpuAfter === null || !received
+      ? null : (serverCpuAfter - serverCpuBefore) * 1e6 / received,
     // Each core's busy fraction during the step: with the server alone on core 0 and the
     // load generator alone on core 1, busy minus their own use is other processes' noise.
     core_busy: busyBefore && busyAfter
@@ -498,7 +525,9 @@ async function runStep(clients, senders, deliveriesPerSecond, durationMs, label)
   const fmt = (value) => (value === null ? '-' : value === Infinity ? 'inf' : value.toFixed(1));
   log(`${label.padEnd(8)} ${String(Math.round(deliveriesPerSecond)).padStart(8)} deliveries/s  ` +
       `got ${Math.round(result.delivered_per_s)}/s p50 ${fmt(result.p50_ms)} p95 ${fmt(result.p95_ms)} ` +
-      `p99 ${fmt(result.p99_ms)} ms loss ${result.loss} loadgen cpu ${(result.loadgen_cpu * 100).toFixed(0)}% (sys ${(result.loadgen_cpu_system * 100).toFixed(0)}%, loop ${(result.loadgen_elu * 100).toFixed(0)}%) ` +
+      `p99 ${fmt(result.p99_ms)} ms loss ${result.loss} ` +
+      `${result.server_us_per_delivery === null ? '-' : result.server_us_per_delivery.toFixed(1)} us/delivery ` +
+      `${result.frames_per_delivery === null ? '-' : result.frames_per_delivery.toFixed(2)} frames/delivery loadgen cpu ${(result.loadgen_cpu * 100).toFixed(0)}% (sys ${(result.loadgen_cpu_system * 100).toFixed(0)}%, loop ${(result.loadgen_elu * 100).toFixed(0)}%) ` +
       `server cpu ${result.server_cpu === null ? '-' : (result.server_cpu * 100).toFixed(0) + '%'} ` +
       `others ${result.other_load ? result.other_load.map((x) => (x * 100).toFixed(0) + '%').join('/') : '-'} ` +
       `waited ${result.run_queue_wait.map((x) => (x === null ? '-' : (x * 100).toFixed(1) + '%')).join('/')} ` +
@@ -637,10 +666,86 @@ async function idle() {
   return { levels };
 }
 
+async function storm() {
+  // Every session is created in one go: the connects, the handshakes and the `o` frames all
+  // compete, as when every client of a restarted server comes back at once.
+  const count = cfg.storm_sessions;
+  const clients = [];
+  const openTimes = [];
+  const errors = {};
+  let failures = 0;
+  const serverCpuBefore = serverCpuSeconds();
+  const cpuBefore = process.cpuUsage();
+  const eluBefore = performance.eventLoopUtilization();
+  const start = performance.now();
+  let last = start;
+  await new Promise((resolve) => {
+    let pending = count;
+    const settle = () => { pending -= 1; if (pending === 0) resolve(); };
+    for (let i = 0; i < count; i++) {
+      const client = new WebSocketClient();
+      clients.push(client);
+      client.connect(cfg.storm_timeout_ms).then(() => {
+        last = performance.now();
+        openTimes.push(last - start);
+        settle();
+      }, (error) => {
+        failures += 1;
+        const kind = String(error && (error.code || error.message) || error).slice(0, 80);
+        errors[kind] = (errors[kind] || 0) + 1;
+        settle();
+      });
+    }
+  });
+  const seconds = (last - start) / 1000;
+  const wall = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const elu = performance.eventLoopUtilization(eluBefore);
+  const serverCpuAfter = serverCpuSeconds();
+  openTimes.sort((a, b) => a - b);
+  const quantile = (q) => (openTimes.length
+    ? openTimes[Math.min(openTimes.length - 1, Math.ceil(openTimes.length * q) - 1)] / 1000 : null);
+  await sleep(500);
+  const stillOpen = clients.filter((client) => client.opened && !client.closed).length;
+  for (const client of clients) client.close();
+  log(`storm: ${openTimes.length} of ${count} sessions open in ${seconds.toFixed(2)} s ` +
+      `(p50 ${(quantile(0.5) || 0).toFixed(2)} s, p95 ${(quantile(0.95) || 0).toFixed(2)} s), ` +
+      `${failures} failed ${JSON.stringify(errors)}`);
+  return {
+    sessions: count,
+    opened: openTimes.length,
+    failures,
+    errors,
+    still_open: stillOpen,
+    // From the first connect to the last `o` frame (of the sessions that opened).
+    seconds,
+    open_p50_s: quantile(0.5),
+    open_p95_s: quantile(0.95),
+    server_cpu_seconds: serverCpuBefore === null || serverCpuAfter === null ? null
+      : serverCpuAfter - serverCpuBefore,
+    loadgen_cpu: (cpu.user + cpu.system) / 1e6 / wall,
+    loadgen_elu: elu.utilization,
+    loadgen_nofile: openFileLimit(),
+  };
+}
+
+function openFileLimit() {
+  // The soft RLIMIT_NOFILE of this process (/proc/self/limits): a storm needs one a session.
+  try {
+    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n')
+      .find((row) => row.startsWith('Max open files'));
+    const value = line.split(/\s+/)[3];
+    return value === 'unlimited' ? null : +value;
+  } catch (error) {
+    return null;
+  }
+}
+
 (async () => {
   let result;
   try {
-    result = cfg.mode === 'idle' ? await idle() : await ramp();
+    result = cfg.mode === 'idle' ? await idle() : cfg.mode === 'storm' ? await storm()
+      : await ramp();
   } catch (error) {
     result = { error: String(error && error.stack || error) };
   }
