@@ -5,6 +5,7 @@ import time
 from typing import Callable, Dict, Iterable, Optional
 
 import gevent
+from gevent.pool import Group
 
 from .. import config
 from ..exceptions import BadRequest, BodyTimeout, IncompleteRequest, MessageTooLarge
@@ -60,6 +61,8 @@ class SockJSEndpoint:
         #: Which pages may use the endpoint; None: any (see restrict_origins).
         self.origin_rule: Optional[OriginRule] = listed(origins) if origins is not None else None
         self._sweeper: Optional[gevent.Greenlet] = None
+        #: The readers of WebSocket connections that outlive their request (hand_over).
+        self.readers = Group()
         #: Set by route_through: sessions other processes hold are served through them.
         self.remote: Optional[RemoteSessions] = None
 
@@ -89,6 +92,9 @@ class SockJSEndpoint:
             self.remote.start()
 
     def shutdown(self, timeout: float = 0.0) -> None:
+        # Their close frames went out (close_all): give the clients ``timeout`` to answer.
+        self.readers.join(timeout)
+        self.readers.kill(block=False)
         if self._sweeper is not None:
             self._sweeper.kill()
             self._sweeper = None
@@ -273,15 +279,32 @@ class SockJSEndpoint:
         now = self.clock()
         session = self.sessions.create(None, now)
         framing = websocket.RawFraming() if raw else websocket.SockJSFraming()
+        hand_over = request.environ.get("realtimemagic.hand_over")
+        if hand_over is not None:
+            # Our server lets the connection outlive its request: the handler's greenlet, read
+            # buffer and request state go, and a greenlet of our own reads.
+            sock = hand_over()
         connection = WebSocketConnection(session, sock, framing, self.clock,
                                          self.settings.max_frame_size, self.settings.send_timeout)
         # The open frame goes out before on_open, which may send.
         connection.write(*session.attach(connection, now))
         self._session_opened(session, request, "websocket-raw" if raw else "websocket")
+        if hand_over is not None:
+            self.readers.spawn(self._read_websocket, connection, True)
+        else:
+            self._read_websocket(connection, False)
+        return []
+
+    def _read_websocket(self, connection: WebSocketConnection, owned: bool) -> None:
+        """Serve a WebSocket until either side closes; ``owned``: its socket is ours to close."""
+        session = connection.session
         try:
             connection.run(self.deliver)
         finally:
-            session.connection.client_close = connection.client_close
-            session.detach(connection, self.clock(), interrupted=True)
-            self.sessions.end(session)
-        return []
+            try:
+                session.connection.client_close = connection.client_close
+                session.detach(connection, self.clock(), interrupted=True)
+                self.sessions.end(session)
+            finally:
+                if owned:
+                    connection.sock.close()

@@ -71,6 +71,7 @@ class Handler(SocketExposingMixin, pywsgi.WSGIHandler):
     """
 
     waiting = False  # for a request's line and headers
+    handed_over = False  # the application keeps the socket (see hand_over)
     _head_deadline: Optional[gevent.Timeout] = None
     _requests = 0
 
@@ -122,6 +123,7 @@ class Handler(SocketExposingMixin, pywsgi.WSGIHandler):
 
     def get_environ(self):
         environ = super().get_environ()
+        environ["realtimemagic.hand_over"] = self.hand_over
         body_timeout = self.server.body_timeout
         if body_timeout is not None and self.wsgi_input is not None:
             self.wsgi_input.rfile = DeadlineReader(self.rfile, time.monotonic() + body_timeout,
@@ -139,6 +141,21 @@ class Handler(SocketExposingMixin, pywsgi.WSGIHandler):
                 self.socket.shutdown(socket.SHUT_RDWR)
             except (OSError, AttributeError):
                 pass
+
+    def hand_over(self):
+        """The connection's socket, for the application to keep after its response (a
+        WebSocket): the handler neither reads nor closes it any more, and its greenlet, buffers
+        and request state go as soon as the response returns.  The application closes the
+        socket when it is done."""
+        self.handed_over = True
+        self.environ.pop("realtimemagic.hand_over", None)  # a cycle that would hold the buffers
+        self.server.handed_over.add(self.socket)
+        return self.socket
+
+    def handle_one_response(self):
+        super().handle_one_response()
+        if self.handed_over:
+            self.socket = None  # pywsgi's handle() ends without draining or closing it
 
     def log_request(self):
         # Long-polling and streaming requests would flood the access log; log at debug level

@@ -62,6 +62,8 @@ class WSGIServer(pywsgi.WSGIServer):
         self.body_timeout = body_timeout
         self.max_half_open = max_half_open
         self.half_open = 0
+        #: Sockets the application kept after their handler ended (Handler.hand_over).
+        self.handed_over: set = set()
         self._reserve: Optional[int] = None
         self._pause = ACCEPT_PAUSE[0]
         self._paused = False
@@ -138,6 +140,9 @@ class WSGIServer(pywsgi.WSGIServer):
         super().stop_accepting()
 
     def do_close(self, sock, *args) -> None:
+        if sock in self.handed_over:  # the application's now (Handler.hand_over)
+            self.handed_over.discard(sock)
+            return
         super().do_close(sock, *args)
         if self._paused:  # a descriptor is free again
             self._resume_accepting()
