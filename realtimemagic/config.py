@@ -405,6 +405,10 @@ class FixedValues:
     incident_log_interval: float = fixed(
         10.0, "One log line per kind of incident (malformed request, refusal) at most this "
         "often; the others are counted.", "s")
+    json_fast_brackets: int = fixed(
+        256, "JSON texts with this many brackets ([ and {) or more are read by the standard "
+        "library, not orjson (whose nesting limit is not the interpreter's: "
+        "realtimemagic/jsoncodec.py).", "brackets")
     # Pub/sub and the application.
     subscribe_timeout: float = fixed(
         5.0, "How long a subscribe waits for the broker to confirm that this process listens to "

@@ -16,7 +16,7 @@ PACKAGE = "realtimemagic"
 #: Bottom to top.  Each entry: the layer's name and the top-level modules or packages in it.
 #: Modules of one layer may import each other; a module may import any layer below its own.
 LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
-    ("foundation", ("exceptions", "config", "backoff", "incidents", "http")),
+    ("foundation", ("exceptions", "config", "backoff", "incidents", "http", "jsoncodec")),
     ("sockjs core", ("sockjs",)),
     ("transports", ("transports",)),
     ("runtime", ("runtime",)),

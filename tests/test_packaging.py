@@ -87,7 +87,8 @@ def test_wheel_holds_every_file_of_the_package(dists):
                   "Provides-Extra: all", "Requires-Python: >=3.9"):
         assert field in metadata, field
     for requirement in ('psycopg2-binary>=2.9; platform_python_implementation == "CPython"',
-                        'psycopg2cffi>=2.9; platform_python_implementation == "PyPy"'):
+                        'psycopg2cffi>=2.9; platform_python_implementation == "PyPy"',
+                        'orjson>=3.10; platform_python_implementation == "CPython"'):
         assert requirement in metadata.replace(" ; ", "; ").replace("'", '"')
 
 

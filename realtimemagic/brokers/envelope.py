@@ -1,11 +1,10 @@
 """The envelope a message travels in between instances, as JSON: ``o`` the sending instance,
 ``c`` the channel, ``m`` the message, ``a`` the action when not "message", ``s``/``k`` its
 numbers (:mod:`.sequence`); a history message carries ``n`` (offset) and ``e`` (epoch) too."""
-import json
 from typing import Any, Dict, Optional
 
+from .. import jsoncodec
 from ..exceptions import BadRequest
-from ..pubsub import protocol
 from .sequence import Numbers
 
 
@@ -16,7 +15,7 @@ def encode_envelope(origin: str, channel: str, message: Any, action: str = "mess
         envelope["a"] = action
     if numbers is not None:
         envelope["s"], envelope["k"] = numbers
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+    return jsoncodec.dumps(envelope)
 
 
 def decode_envelope(data: Any) -> Optional[Dict[str, Any]]:
@@ -24,8 +23,7 @@ def decode_envelope(data: Any) -> Optional[Dict[str, Any]]:
     # Strict, as every entrance: a NaN or a lone surrogate put in the broker by another
     # program would otherwise reach the fan-out, whose encoder refuses it.
     try:
-        envelope = protocol.parse_json(data.decode("utf-8") if isinstance(data, bytes)
-                                       else data)
+        envelope = jsoncodec.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
     except (BadRequest, UnicodeDecodeError, TypeError):
         envelope = None
     if not (isinstance(envelope, dict) and isinstance(envelope.get("o"), str)

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import gevent
 
+from .. import jsoncodec
 from ..config import FIXED
 from ..exceptions import MissingExtra
 
@@ -195,7 +196,7 @@ class RedisBroker(NetworkBroker):
         channel, options = item.channel, item.options
         connection.eval(PUBLISH_WITH_HISTORY, 8, *INDEX_KEYS, *self._history_keys(channel),
                         PREFIX + channel, self.origin, json.dumps(channel),
-                        json.dumps(item.message, ensure_ascii=False, separators=(",", ":")),
+                        jsoncodec.dumps(item.message),
                         options.history_size, int(options.history_ttl), new_epoch(),
                         int(time.time() * 1000), channel, self.settings.history_max_channels,
                         self.settings.history_max_bytes, *item.numbers)

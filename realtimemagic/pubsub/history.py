@@ -9,6 +9,7 @@ import uuid
 from collections import OrderedDict
 from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
+from .. import jsoncodec
 from ..config import FIXED, Settings
 
 _DEFAULTS = Settings()
@@ -62,7 +63,7 @@ CHANNEL_COST = FIXED.memory_channel_cost
 ENTRY_COST = FIXED.memory_entry_cost
 SHRINK_FROM = FIXED.memory_shrink_from  # channels: below this the table is small enough to keep
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode = jsoncodec.dumps
 
 
 def text_cost(text: str) -> int:

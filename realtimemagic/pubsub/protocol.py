@@ -14,6 +14,7 @@ import json
 import re
 from typing import Any, Dict, NamedTuple, Optional, Union
 
+from .. import jsoncodec
 from ..exceptions import BadRequest, RequestRefused
 
 ACTIONS = ("subscribe", "unsubscribe", "publish", "presence")
@@ -124,53 +125,23 @@ def error(code: str, reason: str, channel: Optional[str] = None,
     return answer
 
 
-# -- strict JSON (RFC 8259), both ways -------------------------------------------------------
+# -- strict JSON (RFC 8259), both ways: realtimemagic.jsoncodec ------------------------------
 
-def _not_json(constant: str) -> None:
-    raise BadRequest("not JSON: %s is not a JSON value" % constant)
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value - value != 0.0:  # inf (1e999 overflows): JSON has no such number
-        raise BadRequest("not JSON: number %s is out of range" % text[:40])
-    return value
-
-
-_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def _lone_surrogate(text: str) -> bool:
-    """Whether ``text`` holds a surrogate code point (never valid on its own in a Python str)."""
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _strict_dumps(value: Any) -> str:
-    text = _ENCODER.encode(value)  # ValueError for NaN and infinities
-    if _lone_surrogate(text):
-        raise ValueError("a lone surrogate is not valid Unicode")
-    return text
+_lone_surrogate = jsoncodec.lone_surrogate
 
 
 def encode(value: Any) -> str:
     """JSON text, compact, UTF-8 characters kept as they are.  Raises ValueError for what is
     not JSON (NaN, infinities, a lone surrogate in a string) and TypeError for what JSON has no
     type for."""
-    return _strict_dumps(value)
+    return jsoncodec.dumps(value)
 
 
 def check_value(value: Any) -> None:
     """Raise ValueError (or TypeError) when ``value`` cannot be published: what
     :func:`encode` would refuse.  For values that come from Python (``rtm.publish``), not from a
     client (those are parsed strictly)."""
-    _strict_dumps(value)
+    jsoncodec.dumps(value)
 
 
 def check_text(text: str, limit: int) -> None:
@@ -193,27 +164,7 @@ def parse_json(text: str) -> Any:
     """Strict JSON (RFC 8259) from valid Unicode text (see :func:`check_text`).  Raises
     :class:`BadRequest` saying why not: not JSON at all, ``NaN``/``Infinity``, a number out of
     range, a lone surrogate escape, nesting too deep for the parser."""
-    try:
-        value = _DECODER.decode(text)
-    except RecursionError:
-        raise BadRequest("not JSON: nested too deeply") from None
-    except ValueError:  # JSONDecodeError, and the int digits limit of Python 3.11
-        raise BadRequest("not JSON") from None
-    # A lone surrogate in a string can only come from a \\uD800 to \\uDFFF escape: no such
-    # escape, no walk.  (The one-character search is a memchr; the longer ones cost about a
-    # nanosecond a character, paid only by text with backslashes.)
-    if "\\" in text and ("\\ud" in text or "\\uD" in text) and _escaped_lone_surrogate(value):
-        raise BadRequest("not JSON: a lone surrogate (\\ud800 to \\udfff without its pair) is "
-                         "not valid Unicode")
-    return value
-
-
-def _escaped_lone_surrogate(value: Any) -> bool:
-    try:
-        _strict_dumps(value)
-    except ValueError:
-        return True
-    return False
+    return jsoncodec.loads(text)
 
 
 class Incoming(NamedTuple):

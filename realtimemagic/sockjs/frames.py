@@ -4,10 +4,11 @@ what the client sends (a JSON array of strings).
 Outgoing messages are wrapped in :class:`OutgoingMessage`, which encodes its JSON string literal
 once, however many sessions it is queued to: a broadcast costs one encode, not one per recipient.
 """
-import json
 import re
+from json.encoder import encode_basestring
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
+from .. import jsoncodec
 from ..exceptions import BadRequest
 
 OPEN = "o"
@@ -25,7 +26,9 @@ def _escape(match: "re.Match[str]") -> str:
 
 def quote(text: str) -> str:
     """The JSON string literal of ``text``, with the characters browsers mangle escaped."""
-    quoted = json.dumps(text, ensure_ascii=False)
+    # What json.dumps(text, ensure_ascii=False) returns, without building an encoder per call:
+    # that function is what it calls for a str (the C one where there is one).
+    quoted = encode_basestring(text)
     if _ESCAPABLE.search(quoted) is None:
         return quoted
     return _ESCAPABLE.sub(_escape, quoted)
@@ -106,7 +109,7 @@ def decode_messages(payload: Union[str, bytes], allow_single: bool = False) -> L
     if not payload:
         raise BadRequest("Payload expected.")
     try:
-        decoded = json.loads(payload)
+        decoded = jsoncodec.loads_lenient(payload)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurd nesting
         raise BadRequest("Broken JSON encoding.") from None
     if isinstance(decoded, str) and allow_single:
