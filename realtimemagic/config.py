@@ -399,6 +399,10 @@ class FixedValues:
     websocket_close_timeout: float = fixed(
         2.0, "How long a WebSocket waits for the client's answer to its close frame before "
         "shutting the socket down.", "s")
+    listen_backlog: int = fixed(
+        1024, "Connections the kernel queues before they are accepted (capped by the kernel's "
+        "net.core.somaxconn): a reconnect storm after a restart must not overflow it, or the "
+        "clients wait a second for their SYN to be sent again.", "connections")
     accept_pause: Tuple[float, float] = fixed(
         (0.01, 1.0), "First and longest pause of the accept loop while no file descriptor can "
         "be had (the pause doubles).", "s")

@@ -125,7 +125,7 @@ def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     if reuse_port and hasattr(socket, "SO_REUSEPORT"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(128)
+    sock.listen(config.FIXED.listen_backlog)
     sock.setblocking(False)
     return sock
 
