@@ -20,6 +20,24 @@ class FakeReceiver:
     def wakeup(self):
         self.wakeups += 1
 
+    def offer(self, message):
+        return False
+
+
+class TakingReceiver(FakeReceiver):
+    """A receiver that writes a message at once while it is willing (a WebSocket with an
+    empty socket buffer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.taken = []
+        self.willing = True
+
+    def offer(self, message):
+        if self.willing:
+            self.taken.append(message.text)
+        return self.willing
+
 
 def make_registry(closed=None, **limits):
     return SessionRegistry(heartbeat_interval=25.0, disconnect_delay=5.0,
@@ -342,3 +360,19 @@ def test_every_effect_in_the_table_exists():
 ])
 def test_routing(path, route):
     assert resolve(path) == route
+
+
+def test_a_message_is_offered_first_and_never_overtakes_a_queued_one():
+    registry = make_registry()
+    session = registry.create("s", 0.0)
+    receiver = TakingReceiver()
+    session.attach(receiver, 0.0)
+    assert session.send(OutgoingMessage("one")) is True
+    assert receiver.taken == ["one"] and len(session.outbox) == 0 and receiver.wakeups == 0
+    receiver.willing = False  # the socket is full: queued, and the receiver woken
+    session.send(OutgoingMessage("two"))
+    receiver.willing = True
+    session.send(OutgoingMessage("three"))  # "two" waits: not offered, queued behind it
+    assert receiver.taken == ["one"] and receiver.wakeups == 2
+    frames_, finished = session.pull(1.0)
+    assert [message.text for message in frames_[0]] == ["two", "three"] and not finished

@@ -24,6 +24,10 @@ class Receiver:
         self.interrupted = False
         self.sock = sock
 
+    def offer(self, message: object) -> bool:
+        """A request takes what it writes from the session's outbox (stream_frames)."""
+        return False
+
     def wakeup(self) -> None:
         if not self.event.is_set():  # a broadcast wakes many receivers many times: once is enough
             self.event.set()

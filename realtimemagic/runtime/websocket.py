@@ -5,11 +5,17 @@ holds one greenlet (its reader) and no events.
 
 The framing (SockJS or raw) and the protocol state are the transports' (pure, no I/O); here
 they meet the socket.
+
+A read that brings several messages (a server that falls behind reads many at once) holds the
+writes its deliveries cause until they are all handled: each connection they reach then gets
+one frame with all of them, one write instead of one per message.  The more a server falls
+behind, the fewer writes each delivery costs, which is how it catches up.
 """
 import socket
 from typing import Callable, List, Optional, Tuple
 
 import gevent
+from greenlet import getcurrent
 
 from ..config import FIXED
 from ..exceptions import BadRequest
@@ -29,12 +35,39 @@ CLOSE_TIMEOUT = FIXED.websocket_close_timeout
 Deliver = Callable[[Session, List[str]], None]
 
 
+class HeldWrites:
+    """The writes held back while one greenlet delivers what one read brought."""
+
+    __slots__ = ("owner", "connections")
+
+    def __init__(self) -> None:
+        self.owner: Optional[object] = None  # the greenlet delivering, while it does
+        self.connections: List["WebSocketConnection"] = []
+
+    def deliver(self, deliver: Deliver, session: Session, messages: List[str]) -> None:
+        if len(messages) == 1 or self.owner is not None:
+            deliver(session, messages)
+            return
+        self.owner = getcurrent()
+        try:
+            deliver(session, messages)
+        finally:
+            self.owner = None
+            held, self.connections = self.connections, []
+            for connection in held:
+                connection.held = False
+                connection.wakeup()
+
+
+HELD = HeldWrites()
+
+
 class WebSocketConnection:
     """A session's receiver over one WebSocket: ``wakeup`` (the session has frames) pulls and
     writes them at once; :meth:`run` reads until either side closes."""
 
     __slots__ = ("session", "sock", "protocol", "framing", "clock", "writer", "interrupted",
-                 "busy", "closing", "closer")
+                 "busy", "held", "closing", "closer")
 
     def __init__(self, session: Session, sock: socket.socket, framing: WebSocketFraming,
                  clock: Callable[[], float], max_size: int, send_timeout: float) -> None:
@@ -47,6 +80,7 @@ class WebSocketConnection:
         #: The connection is done: nothing more is pulled.
         self.interrupted = False
         self.busy = False  # pulling and writing now (a wakeup from inside is not needed)
+        self.held = False  # in HELD.connections
         #: Our close frame is out: the client has CLOSE_TIMEOUT seconds to answer it.
         self.closing = False
         self.closer: Optional[gevent.Greenlet] = None
@@ -57,7 +91,28 @@ class WebSocketConnection:
 
     # -- the session's side: write what it has ---------------------------------------------
 
+    def offer(self, message: frames.OutgoingMessage) -> bool:
+        """Write ``message`` now if nothing stands before it: one non-blocking send, made by
+        whoever sends (a fan-out loop), with no switch to another greenlet."""
+        if (self.busy or self.held or self.closing or self.interrupted
+                or self.writer.backlog is not None
+                or (HELD.owner is not None and HELD.owner is getcurrent())):
+            return False
+        try:
+            data = self.framing.encode_message(self.protocol, message)
+        except Exception:  # the queued path writes it again, and says what failed
+            return False
+        if not data:
+            return False
+        self.writer.write(data)
+        return True
+
     def wakeup(self) -> None:
+        if HELD.owner is not None and HELD.owner is getcurrent():
+            if not self.held:
+                self.held = True
+                HELD.connections.append(self)
+            return
         if self.busy or self.interrupted or self.closing or self.writer.backlog is not None:
             return  # the flusher asks again once the backlog is written (drained)
         self.busy = True
@@ -126,14 +181,19 @@ class WebSocketConnection:
                     data = b""
                 received = self.protocol.receive(data)
                 self.writer.write(received.reply)
+                messages: List[str] = []
+                broken = False
                 for text in received.messages:
                     try:
-                        messages = self.framing.decode(text)
+                        messages += self.framing.decode(text)
                     except BadRequest:
-                        self.writer.write(self.protocol.close(*BROKEN_FRAMING))
-                        return
-                    if messages:
-                        deliver(self.session, messages)
+                        broken = True
+                        break
+                if messages:
+                    HELD.deliver(deliver, self.session, messages)
+                if broken:
+                    self.writer.write(self.protocol.close(*BROKEN_FRAMING))
+                    return
                 if received.ended:
                     return
         finally:

@@ -11,6 +11,7 @@ import socket
 from typing import List, Optional, Protocol, Union
 
 import gevent
+from gevent.socket import socket as GeventSocket
 
 from ..exceptions import SendStalled
 
@@ -32,10 +33,14 @@ class Writer:
     """Writes to ``sock`` for ``owner``; a write that makes no progress for ``send_timeout``
     seconds fails (the client stopped reading, or vanished without a FIN)."""
 
-    __slots__ = ("sock", "send_timeout", "owner", "backlog", "flusher", "failed")
+    __slots__ = ("sock", "raw", "send_timeout", "owner", "backlog", "flusher", "failed")
 
     def __init__(self, sock: socket.socket, send_timeout: float, owner: WriterOwner) -> None:
         self.sock = sock
+        # gevent's socket wraps a non-blocking one: sending on that directly is one send(2)
+        # that never waits, without gevent's wrapper (profiled: it is the hot path).  Not for
+        # TLS, whose wrapper encrypts.
+        self.raw = sock._sock if type(sock) is GeventSocket else None  # type: ignore
         self.send_timeout = send_timeout
         self.owner = owner
         #: What waits for the flusher; None when writes go straight to the socket.
@@ -50,10 +55,10 @@ class Writer:
         if self.failed or not data:
             return
         try:
-            # gevent's socket with timeout 0: one send(2), never a wait.  (Its sendall would
-            # ask the kernel for SO_SNDBUF on every call, and a timer per write costs as much
-            # again: profiled.)
-            sent = self.sock.send(data, 0, timeout=0.0)  # type: ignore[call-arg]
+            if self.raw is not None:
+                sent = self.raw.send(data)
+            else:  # with timeout 0, gevent's send never waits either
+                sent = self.sock.send(data, 0, timeout=0.0)  # type: ignore[call-arg]
         except BlockingIOError:  # the socket's buffer is full
             sent = 0
         except OSError as error:

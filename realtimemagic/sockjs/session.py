@@ -14,8 +14,10 @@ methods only look their move up and run the effect it names (anything missing ra
      |               |   outbox full)                      |
      +----expire-----+--------------expire-----------------+
 
-The runtime calls up through two callbacks only: ``receiver.wakeup()`` when there is something
-to pull, and ``on_closed(session)`` exactly once when the session leaves OPEN.
+The runtime calls up through three callbacks only: ``receiver.offer(message)``, which may take
+a message at once when nothing is queued (a WebSocket writes it; True: taken, nothing to
+queue), ``receiver.wakeup()`` when there is something to pull, and ``on_closed(session)``
+exactly once when the session leaves OPEN.
 """
 import enum
 from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
@@ -25,14 +27,14 @@ from . import frames
 from .frames import OutgoingMessage
 
 
-class State(enum.Enum):
+class State(str, enum.Enum):  # str: hashed in C (a table lookup on every move)
     NEW = "new"
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
 
 
-class Move(enum.Enum):
+class Move(str, enum.Enum):
     ATTACH = "attach"    # a request wants to receive
     DETACH = "detach"    # that request has finished
     PULL = "pull"        # the attached request takes what is waiting
@@ -247,6 +249,9 @@ class Session:
         return pending, False
 
     def _queue(self, message: OutgoingMessage) -> bool:
+        receiver = self.receiver
+        if receiver is not None and not self.outbox and receiver.offer(message):
+            return True  # written at once: nothing was waiting, and the client could take it
         try:
             self.outbox.push(message)
         except OutboxFull:

@@ -67,6 +67,9 @@ class WebSocketFraming(Protocol):
         """The bytes of ``frame`` (open, heartbeat, close or a batch of messages); b"" when
         there is nothing to send in the protocol's state."""
 
+    def encode_message(self, protocol: WebSocketProtocol, message: OutgoingMessage) -> bytes:
+        """The bytes of one message alone (the same bytes for every recipient)."""
+
     def decode(self, text: str) -> List[str]:
         """The messages in one text message from the client; raises BadRequest."""
 
@@ -79,7 +82,6 @@ class SockJSFraming:
         if not protocol.open:
             return b""
         if isinstance(frame, list) and len(frame) == 1:
-            # One message: the same frame bytes for every WebSocket recipient.
             return frame[0].encoded("ws-sockjs", _sockjs_frame)
         data = text_frame(frames.render(frame))
         if frame == frames.HEARTBEAT:
@@ -87,6 +89,9 @@ class SockJSFraming:
         if isinstance(frame, Close):
             return data + protocol.close(1000, "Normal closure")
         return data
+
+    def encode_message(self, protocol: WebSocketProtocol, message: OutgoingMessage) -> bytes:
+        return message.encoded("ws-sockjs", _sockjs_frame) if protocol.open else b""
 
     def decode(self, text: str) -> List[str]:
         if not text:
@@ -110,6 +115,9 @@ class RawFraming:
         if frame == frames.HEARTBEAT:
             return protocol.ping()
         return b""
+
+    def encode_message(self, protocol: WebSocketProtocol, message: OutgoingMessage) -> bytes:
+        return message.encoded("ws-raw", _raw_frame) if protocol.open else b""
 
     def decode(self, text: str) -> List[str]:
         return [text]
