@@ -381,6 +381,19 @@ def start_rate(previous: List[float], fixed: float, factor: float) -> float:
     return rung
 
 
+def _check_alive(server: RunningServer, result: dict) -> None:
+    if server.process.poll() is not None:
+        result.setdefault("error", "server exited with %s" % server.process.returncode)
+
+
+def _say_outcome(result: dict, success) -> None:
+    """Log the error of a measurement, or ``success()``'s line."""
+    if result.get("error"):
+        say("  error:", result["error"][:300])
+    else:
+        say("  " + success())
+
+
 def ramp(spec: ServerSpec, clients: int, mode: dict, nice: bool, tag: str, transport: str,
          fixed_rate: float, first_rate: float, bisections: int) -> dict:
     say("%s: %s, N=%d, %s" % (tag, spec.label, clients, transport))
@@ -395,14 +408,10 @@ def ramp(spec: ServerSpec, clients: int, mode: dict, nice: bool, tag: str, trans
                 noisy_retries=mode["noisy_retries"], quiet_ms=mode["quiet_ms"])
             result = loadgen(config, nice, timeout=400)
             result["server_rss_kib_end"] = server.rss_kib() if server.process.poll() is None else None
-            if server.process.poll() is not None:
-                result.setdefault("error", "server exited with %s" % server.process.returncode)
+            _check_alive(server, result)
     except RuntimeError as error:
         result = {"error": str(error)}
-    if result.get("error"):
-        say("  error:", result["error"][:300])
-    else:
-        say("  best %d deliveries/s" % result["best_rate"])
+    _say_outcome(result, lambda: "best %d deliveries/s" % result["best_rate"])
     result.update(server=spec.key, clients=clients, transport=transport)
     return result
 
@@ -464,15 +473,11 @@ def storm(spec: ServerSpec, sessions: int, nice: bool, tag: str) -> dict:
                 if limit is not None and limit < sessions + 100:
                     say("  warning: the %s may open only %d files (RLIMIT_NOFILE) for %d sessions"
                         % ("server" if who == "server" else "load generator", limit, sessions))
-            if server.process.poll() is not None:
-                result.setdefault("error", "server exited with %s" % server.process.returncode)
+            _check_alive(server, result)
     except RuntimeError as error:
         result = {"error": str(error)}
-    if result.get("error"):
-        say("  error:", result["error"][:300])
-    else:
-        say("  %d of %d open in %.2f s, %d failed" % (
-            result["opened"], sessions, result["seconds"], result["failures"]))
+    _say_outcome(result, lambda: "%d of %d open in %.2f s, %d failed" % (
+        result["opened"], sessions, result["seconds"], result["failures"]))
     result.update(server=spec.key, tag=tag)
     return result
 

@@ -7,15 +7,15 @@ The framing (SockJS or raw) and the protocol state are the transports' (pure, no
 they meet the socket.
 
 A read that brings several messages (a server that falls behind reads many at once) holds the
-writes its deliveries cause until they are all handled: each connection they reach then gets
-one frame with all of them, one write instead of one per message.  The more a server falls
-behind, the fewer writes each delivery costs, which is how it catches up.
+writes of every delivery until the loop has run what is ready (:class:`HeldWrites`): each
+connection then gets one frame with all it was sent, one write instead of one per message.
+The more a server falls behind, the fewer writes each delivery costs, which is how it catches
+up.
 """
 import socket
 from typing import Callable, List, Optional, Tuple
 
 import gevent
-from greenlet import getcurrent
 
 from ..config import FIXED
 from ..exceptions import BadRequest
@@ -36,27 +36,32 @@ Deliver = Callable[[Session, List[str]], None]
 
 
 class HeldWrites:
-    """The writes held back while one greenlet delivers what one read brought."""
+    """While the server is behind, the writes of every delivery wait until the loop has run
+    what is ready: then each connection gets one frame with everything it was sent meanwhile.
 
-    __slots__ = ("owner", "connections")
+    Behind means a read brought several messages (they queued in the socket while the server
+    was busy).  The writes are released by a greenlet spawned then, which runs once the
+    greenlets and callbacks ready before it have run -- the deliveries of that read included,
+    whether they fan out in the reader (a broadcast) or in the per-message greenlets of
+    pub/sub -- so nothing waits longer than one pass of the loop."""
+
+    __slots__ = ("holding", "connections")
 
     def __init__(self) -> None:
-        self.owner: Optional[object] = None  # the greenlet delivering, while it does
+        self.holding = False
         self.connections: List["WebSocketConnection"] = []
 
-    def deliver(self, deliver: Deliver, session: Session, messages: List[str]) -> None:
-        if len(messages) == 1 or self.owner is not None:
-            deliver(session, messages)
-            return
-        self.owner = getcurrent()
-        try:
-            deliver(session, messages)
-        finally:
-            self.owner = None
-            held, self.connections = self.connections, []
-            for connection in held:
-                connection.held = False
-                connection.wakeup()
+    def hold(self) -> None:
+        if not self.holding:
+            self.holding = True
+            gevent.spawn(self.release)
+
+    def release(self) -> None:
+        self.holding = False
+        held, self.connections = self.connections, []
+        for connection in held:
+            connection.held = False
+            connection.wakeup()
 
 
 HELD = HeldWrites()
@@ -96,7 +101,7 @@ class WebSocketConnection:
         whoever sends (a fan-out loop), with no switch to another greenlet."""
         if (self.busy or self.held or self.closing or self.interrupted
                 or self.writer.backlog is not None
-                or (HELD.owner is not None and HELD.owner is getcurrent())):
+                or HELD.holding):
             return False
         try:
             data = self.framing.encode_message(self.protocol, message)
@@ -108,7 +113,7 @@ class WebSocketConnection:
         return True
 
     def wakeup(self) -> None:
-        if HELD.owner is not None and HELD.owner is getcurrent():
+        if HELD.holding:
             if not self.held:
                 self.held = True
                 HELD.connections.append(self)
@@ -189,8 +194,14 @@ class WebSocketConnection:
                     except BadRequest:
                         broken = True
                         break
-                if messages:
-                    HELD.deliver(deliver, self.session, messages)
+                if len(messages) > 1:
+                    HELD.hold()
+                    deliver(self.session, messages)
+                    # Let the writes go (and the others run) before reading on: a reader
+                    # that always finds more to read would hold them forever.
+                    gevent.sleep(0)
+                elif messages:
+                    deliver(self.session, messages)
                 if broken:
                     self.writer.write(self.protocol.close(*BROKEN_FRAMING))
                     return
