@@ -1201,7 +1201,7 @@ def main(argv=None) -> None:
     parser.add_argument("--short", action="store_true", help="one run, N=100, fewer steps (< 2 min)")
     parser.add_argument("--setup", action="store_true", help="only install what is needed")
     parser.add_argument("--profile", action="store_true", help="py-spy profile of realtimemagic")
-    parser.add_argument("--profile-rates", default="100000,600000",
+    parser.add_argument("--profile-rates", default="20000,600000",
                         help="deliveries/s during the profiles: moderate,high")
     parser.add_argument("--profile-seconds", type=int, default=15)
     parser.add_argument("--no-nice", action="store_true", help="do not raise the priority")
