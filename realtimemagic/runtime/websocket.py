@@ -156,11 +156,14 @@ class WebSocketConnection:
         if not self.closing:
             self.closing = True
             if self.writer.backlog is None:
-                self.closer = gevent.spawn_later(CLOSE_TIMEOUT, shutdown, self.sock)
+                self._await_close_answer()
+
+    def _await_close_answer(self) -> None:
+        self.closer = gevent.spawn_later(CLOSE_TIMEOUT, shutdown, self.sock)
 
     def drained(self) -> None:
         if self.closing:
-            self.closer = gevent.spawn_later(CLOSE_TIMEOUT, shutdown, self.sock)
+            self._await_close_answer()  # the close frame was in the backlog
         else:
             self.wakeup()  # what the session queued while the backlog was written
 

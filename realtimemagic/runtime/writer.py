@@ -59,8 +59,8 @@ class Writer:
                 sent = self.raw.send(data)
             else:  # with timeout 0, gevent's send never waits either
                 sent = self.sock.send(data, 0, timeout=0.0)  # type: ignore[call-arg]
-        except BlockingIOError:  # the socket's buffer is full
-            sent = 0
+        except (BlockingIOError, TypeError):  # the buffer is full; or not gevent's socket
+            sent = 0  # (no timeout keyword): the flusher's sendall writes it
         except OSError as error:
             self._fail(error)
             return

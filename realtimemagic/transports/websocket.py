@@ -82,7 +82,7 @@ class SockJSFraming:
         if not protocol.open:
             return b""
         if isinstance(frame, list) and len(frame) == 1:
-            return frame[0].encoded("ws-sockjs", _sockjs_frame)
+            return self.encode_message(protocol, frame[0])
         data = text_frame(frames.render(frame))
         if frame == frames.HEARTBEAT:
             return data + protocol.ping()
@@ -103,13 +103,8 @@ class RawFraming:
     """Plain WebSocket: one message per text frame, heartbeats as pings, a real close code."""
 
     def encode(self, protocol: WebSocketProtocol, frame: frames.Frame) -> bytes:
-        if isinstance(frame, list):
-            if not protocol.open:
-                return b""
-            # Frames shared by every recipient.
-            if len(frame) == 1:
-                return frame[0].encoded("ws-raw", _raw_frame)
-            return b"".join(message.encoded("ws-raw", _raw_frame) for message in frame)
+        if isinstance(frame, list):  # frames shared by every recipient
+            return b"".join(self.encode_message(protocol, message) for message in frame)
         if isinstance(frame, Close):
             return protocol.close(frame.code, frame.reason)
         if frame == frames.HEARTBEAT:
